@@ -1,0 +1,24 @@
+"""Shared test set-up: the checkout is importable as the collection, simlab as a package."""
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("LABKIT_CACHE", Path.home() / ".cache" / "labkit"))
+COLLECTIONS = CACHE / "collections"
+
+# ./labkit links the checkout at COLLECTIONS/ansible_collections/labkit/cluster; do it here too so a
+# bare `pytest` works after `./labkit setup`.
+_link = COLLECTIONS / "ansible_collections" / "labkit" / "cluster"
+if not _link.exists():
+    _link.parent.mkdir(parents=True, exist_ok=True)
+    _link.symlink_to(ROOT)
+
+for path in (str(COLLECTIONS), str(ROOT / "tools")):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
+os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", f"{COLLECTIONS}:{CACHE / 'peers'}")
+os.environ.setdefault("LABKIT_CACHE", str(CACHE))
