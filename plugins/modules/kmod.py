@@ -1,0 +1,636 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) labkit developers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: kmod
+short_description: Load, reload, install and persist Linux kernel modules (by name or from a .ko file)
+version_added: 0.1.0
+description:
+  - Loads a kernel module by name with C(modprobe) or from a C(.ko) file with C(insmod), or unloads it.
+  - Treats a module built into the kernel (listed in C(modules.builtin)) as present.
+  - Compares the loaded module with the file on disk (C(srcversion)) and with the requested parameters
+    (C(/sys/module/<name>/parameters)) and reloads it when they differ and O(reload=true).
+  - Checks the vermagic of a C(.ko) file against the running kernel before loading or installing it.
+  - Can install a C(.ko) under C(/lib/modules/<release>/) (running C(depmod) only when the file changed) and make
+    the module and its parameters persistent in its own files under C(/etc/modules-load.d/) and C(/etc/modprobe.d/),
+    written atomically.
+author:
+  - labkit developers
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would change (module state, installed file, persistence files) without changing it.
+  diff_mode:
+    support: full
+    description: Shows the module state (loaded, srcversion, parameters) and each file before and after.
+options:
+  name:
+    description:
+      - Name of the kernel module. C(-) and C(_) are the same.
+      - Optional when O(path) is given; then the name comes from the file (C(modinfo)) and, if both are given,
+        must match it.
+    type: str
+  path:
+    description:
+      - Path on the target of a C(.ko) file (for example an out-of-tree build).
+      - Without O(install), the module is loaded from this file with C(insmod), after loading its dependencies
+        with C(modprobe).
+    type: path
+  state:
+    description:
+      - V(present) loads the module (built-in modules count as loaded), V(absent) unloads it.
+    type: str
+    choices: [present, absent]
+    default: present
+  params:
+    description:
+      - Module parameters as a dictionary. Booleans become C(1)/C(0), lists become comma-separated arrays,
+        values with spaces are passed quoted.
+      - Compared with the live values in C(/sys/module/<name>/parameters/) when the module is already loaded;
+        see O(reload).
+      - Parameters the module does not have are refused. For a built-in module the parameters cannot be changed
+        at run time; they are accepted only when they already hold these values.
+    type: dict
+  reload:
+    description:
+      - When the loaded module differs from the file on disk (its C(srcversion)) or its live parameters differ
+        from O(params), unload it and load it again.
+      - When V(false), such a difference is only reported (RV(reload_reasons) and a warning).
+    type: bool
+    default: false
+  install:
+    description:
+      - Copy O(path) to C(/lib/modules/<running release>/<install_dir>/) and run C(depmod) when that file changed,
+        then load the module by name with C(modprobe) (which resolves its dependencies).
+      - Needed for O(persistent=present) of a module that is not part of the kernel's module tree.
+    type: bool
+    default: false
+  install_dir:
+    description:
+      - Directory under C(/lib/modules/<release>/) for O(install). C(updates) takes precedence over modules
+        shipped with the kernel in the default C(depmod) search order.
+    type: str
+    default: updates
+  persistent:
+    description:
+      - V(present) writes C(/etc/modules-load.d/<name>.conf) (load at boot) and, when O(params) is given,
+        C(/etc/modprobe.d/<name>.conf) with an C(options) line (an empty O(params) removes that file).
+      - V(absent) removes those two files.
+      - V(disabled) leaves persistence alone (the default, as in community.general.modprobe).
+      - Only files that carry this module's marker line are changed or removed; a file of the same name written
+        by someone else is overwritten by V(present) (with a warning) and left in place by V(absent) (with a warning).
+        Lines in other files are never edited.
+      - The files are read at boot by systemd-modules-load and by the kmod init script of non-systemd
+        Debian systems; no service is restarted.
+    type: str
+    choices: [present, absent, disabled]
+    default: disabled
+  check_vermagic:
+    description:
+      - Compare the vermagic of O(path) with the running kernel before loading or installing it and fail with
+        both strings when they differ.
+    type: bool
+    default: true
+notes:
+  - A module compiled without C(MODULE_VERSION) has no C(srcversion) unless the kernel sets
+    C(CONFIG_MODULE_SRCVERSION_ALL) (Debian does not); then only the parameters can be compared.
+  - Parameters that C(/sys/module/<name>/parameters/) does not show (mode 0) cannot be compared; a warning says so.
+requirements:
+  - kmod (C(modprobe), C(insmod), C(rmmod), C(modinfo), C(depmod))
+seealso:
+  - module: labkit.cluster.sysctl
+"""
+
+EXAMPLES = r"""
+- name: Load dummy with three interfaces, reloading it if it runs with another count
+  labkit.cluster.kmod:
+    name: dummy
+    params:
+      numdummies: 3
+    reload: true
+
+- name: Load an out-of-tree module straight from its build directory
+  labkit.cluster.kmod:
+    path: /usr/src/dcpim/dcpim_module.ko
+    params:
+      tag: "lab run 7"
+      ports: [4000, 4001]
+
+- name: Install web10g's module for the running kernel, load it, keep it across reboots
+  labkit.cluster.kmod:
+    path: /opt/web10g/tcp_estats_nl.ko
+    install: true
+    persistent: present
+    reload: true
+
+- name: Unload a module and stop loading it at boot
+  labkit.cluster.kmod:
+    name: ifb
+    state: absent
+    persistent: absent
+"""
+
+RETURN = r"""
+name:
+  description: Module name as the kernel shows it.
+  returned: always
+  type: str
+  sample: dummy
+loaded:
+  description: Whether the module is loaded (or built in) after the task.
+  returned: always
+  type: bool
+  sample: true
+builtin:
+  description: Whether the module is built into the kernel.
+  returned: always
+  type: bool
+  sample: false
+srcversion:
+  description: C(srcversion) of the loaded module after the task, else of the file on disk; empty when unknown.
+  returned: always
+  type: str
+  sample: 15A3BA94DC48031C48FD057
+vermagic:
+  description: Vermagic of the module file (O(path) or the file C(modprobe) would load); empty when unknown.
+  returned: always
+  type: str
+  sample: 6.1.0-50-amd64 SMP preempt mod_unload modversions
+filename:
+  description: The module file (O(path), the installed copy, or what C(modinfo) finds); empty for built-ins.
+  returned: always
+  type: str
+  sample: /lib/modules/6.1.0-50-amd64/updates/labkit_fixture.ko
+params:
+  description:
+    - Live parameter values from C(/sys/module/<name>/parameters/) after the task (requested values in check mode).
+  returned: always
+  type: dict
+  sample: {numdummies: '3'}
+reloaded:
+  description: Whether the module was (or in check mode would be) unloaded and loaded again.
+  returned: always
+  type: bool
+  sample: true
+reload_reasons:
+  description: How the loaded module differed from what was asked (C(srcversion), C(params:) and the parameter names).
+  returned: always
+  type: list
+  elements: str
+  sample: ['params: numdummies']
+installed:
+  description: Whether O(install) copied a new file (and ran C(depmod)).
+  returned: always
+  type: bool
+  sample: false
+files:
+  description: Persistence and installed files this task changed (or would change in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: [/etc/modules-load.d/dummy.conf, /etc/modprobe.d/dummy.conf]
+commands:
+  description: Commands the task ran to change the kernel (none in check mode).
+  returned: always
+  type: list
+  elements: list
+  sample: [[/usr/sbin/modprobe, -r, dummy], [/usr/sbin/modprobe, dummy, numdummies=3]]
+"""
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.labkit.cluster.plugins.module_utils import atomic_file
+from ansible_collections.labkit.cluster.plugins.module_utils import kernel_module as km
+
+MODULES_LOAD_D = "/etc/modules-load.d"
+MODPROBE_D = "/etc/modprobe.d"
+MARKER = "# Managed by labkit.cluster.kmod: edits are replaced on the next run."
+
+
+class KernelModule:
+    """State of one kernel module on the target and the steps that bring it where the task asks."""
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.release = os.uname()[2]
+        self.modules_dir = os.path.join(km.MODULES_ROOT, self.release)
+        self.commands = []
+        self.files = []
+        self.diffs = []
+        self.warnings = []
+        self.changed = False
+        self.file_info = {}
+        self.name = None
+        self.path = self.params["path"]
+
+    # ---- commands and facts -------------------------------------------------------------
+    def run(self, args, fail_msg=None, check_rc=True):
+        args = [str(a) for a in args]
+        rc, out, err = self.module.run_command(args, environ_update={"LC_ALL": "C"})
+        if rc != 0 and check_rc:
+            hint = km.explain_failure(err + out, self.name or self.path, self.release)
+            msg = "%s failed (rc=%d): %s" % (" ".join(args), rc, (err or out).strip())
+            if hint or fail_msg:
+                msg = "%s. %s" % (hint or fail_msg, msg)
+            self.module.fail_json(msg=msg, rc=rc, stdout=out, stderr=err, cmd=args, commands=self.commands)
+        return rc, out, err
+
+    def bin(self, name):
+        return self.module.get_bin_path(name, required=True, opt_dirs=["/sbin", "/usr/sbin"])
+
+    def modinfo(self, target):
+        """Parsed modinfo of a file or name, or None when modinfo cannot find it."""
+        rc, out, _err = self.run([self.bin("modinfo"), target], check_rc=False)
+        if rc != 0:
+            return None
+        return km.parse_modinfo(out)
+
+    def loaded_modules(self):
+        return km.parse_proc_modules(atomic_file.read_text(km.PROC_MODULES) or "")
+
+    def is_builtin(self):
+        text = atomic_file.read_text(os.path.join(self.modules_dir, "modules.builtin"))
+        return bool(text) and self.name in km.parse_modules_builtin(text)
+
+    def sys_path(self, *parts):
+        return os.path.join(km.SYS_MODULE, self.name, *parts)
+
+    def live_srcversion(self):
+        return (atomic_file.read_text(self.sys_path("srcversion")) or "").strip()
+
+    def live_param(self, key):
+        try:
+            return atomic_file.read_text(self.sys_path("parameters", key)).rstrip("\n")
+        except (AttributeError, OSError):
+            return None
+
+    def live_params(self):
+        try:
+            keys = sorted(os.listdir(self.sys_path("parameters")))
+        except OSError:
+            return {}
+        values = {}
+        for key in keys:
+            value = self.live_param(key)
+            if value is not None:
+                values[key] = value
+        return values
+
+    def kernel_vermagic(self):
+        """Vermagic of a module shipped with the running kernel (to compare flags too), or None."""
+        dep = atomic_file.read_text(os.path.join(self.modules_dir, "modules.dep")) or ""
+        for line in dep.splitlines():
+            rel = line.split(":", 1)[0]
+            if rel.startswith("kernel/"):
+                info = self.modinfo(os.path.join(self.modules_dir, rel))
+                return info.get("vermagic") if info else None
+        return None
+
+    # ---- steps --------------------------------------------------------------------------
+    def resolve_name(self):
+        wanted = self.params["name"]
+        if self.path:
+            if not os.path.isfile(self.path):
+                self.module.fail_json(
+                    msg="path %s does not exist on the target: build or copy the .ko there first" % self.path
+                )
+            info = self.modinfo(self.path)
+            if info is None:
+                rc, out, err = self.run([self.bin("modinfo"), self.path], check_rc=False)
+                self.module.fail_json(
+                    msg="%s is not a kernel module modinfo can read: check the file" % self.path,
+                    rc=rc,
+                    stdout=out,
+                    stderr=err,
+                )
+            self.file_info = info
+            from_file = km.normalize_name(info.get("name") or km.name_from_path(self.path))
+            if wanted and km.normalize_name(wanted) != from_file:
+                self.module.fail_json(
+                    msg="name %s does not match the module in %s, which is %s: fix name or path"
+                    % (wanted, self.path, from_file)
+                )
+            self.name = from_file
+        else:
+            self.name = km.normalize_name(wanted)
+
+    def check_vermagic(self):
+        vermagic = self.file_info.get("vermagic", "")
+        reason = km.vermagic_mismatch(vermagic, self.release)
+        if reason is None:
+            reason = km.vermagic_mismatch(vermagic, self.release, self.kernel_vermagic())
+        if reason:
+            self.module.fail_json(
+                msg='%s cannot be loaded into this kernel: %s. Module vermagic: "%s"; kernel release: "%s". '
+                "Rebuild it against %s/build (or set check_vermagic: false if you know better)."
+                % (self.path, reason, vermagic.strip(), self.release, self.modules_dir),
+                vermagic=vermagic.strip(),
+                kernel_release=self.release,
+            )
+
+    def plan_install(self):
+        dest_dir = os.path.join(self.modules_dir, self.params["install_dir"].strip("/"))
+        dest = os.path.join(dest_dir, os.path.basename(self.path))
+        same = atomic_file.read_bytes(dest) == atomic_file.read_bytes(self.path)
+        rel = os.path.relpath(dest, self.modules_dir)
+        dep = atomic_file.read_text(os.path.join(self.modules_dir, "modules.dep")) or ""
+        indexed = any(line.split(":", 1)[0] == rel for line in dep.splitlines())
+        return dest, not same, not indexed
+
+    def do_install(self, dest, copy, depmod):
+        if copy:
+            self.files.append(dest)
+            before = "previous file\n" if os.path.exists(dest) else ""
+            after = "copy of %s (srcversion %s)\n" % (self.path, self.file_info.get("srcversion", "?"))
+            self.diffs.append({"before_header": dest, "after_header": dest, "before": before, "after": after})
+        if self.module.check_mode:
+            return
+        if copy:
+            atomic_file.atomic_copy(self.path, dest)
+        if copy or depmod:
+            self.run([self.bin("depmod"), "-a", self.release])
+
+    def differences(self, disk_srcversion):
+        reasons = []
+        live_src = self.live_srcversion()
+        if live_src and disk_srcversion and live_src != disk_srcversion:
+            reasons.append("srcversion")
+        wanted = self.params["params"]
+        if wanted:
+            current = {key: self.live_param(key) for key in wanted}
+            differ, unknown = km.params_differences(wanted, current)
+            if differ:
+                reasons.append("params: %s" % ", ".join(differ))
+            if unknown:
+                self.warnings.append(
+                    "parameters %s of %s are not readable in %s, so they were not compared"
+                    % (", ".join(unknown), self.name, self.sys_path("parameters"))
+                )
+        return reasons
+
+    def check_param_names(self, info):
+        wanted = self.params["params"] or {}
+        known = (info or {}).get("parameters") or {}
+        unknown = sorted(set(wanted) - set(known))
+        if info and unknown:
+            self.module.fail_json(
+                msg="module %s has no parameter %s; it has: %s (see modinfo %s)"
+                % (self.name, ", ".join(unknown), ", ".join(sorted(known)) or "none", self.name)
+            )
+
+    def unload(self, holders):
+        if self.module.check_mode:
+            return
+        if self.modinfo(self.name) is not None:
+            args = [self.bin("modprobe"), "-r", self.name]
+        else:
+            args = [self.bin("rmmod"), self.name]
+        self.commands.append(args)
+        rc, out, err = self.run(args, check_rc=False)
+        if rc != 0:
+            if not holders and os.path.isdir(self.sys_path("holders")):
+                holders = sorted(os.listdir(self.sys_path("holders")))
+            msg = km.explain_failure(err + out, self.name, self.release) or "unloading %s failed" % self.name
+            if holders:
+                msg += " (used by: %s)" % ", ".join(holders)
+            self.module.fail_json(msg=msg, rc=rc, stdout=out, stderr=err, cmd=args, commands=self.commands)
+
+    def load(self, from_file):
+        if self.module.check_mode:
+            return
+        args = km.params_to_args(self.params["params"])
+        if from_file:
+            loaded = self.loaded_modules()
+            builtin_text = atomic_file.read_text(os.path.join(self.modules_dir, "modules.builtin")) or ""
+            builtins = km.parse_modules_builtin(builtin_text)
+            for dep in self.file_info.get("depends", []):
+                if dep not in loaded and dep not in builtins:
+                    cmd = [self.bin("modprobe"), dep]
+                    self.commands.append(cmd)
+                    self.run(
+                        cmd,
+                        fail_msg="module %s depends on %s, which modprobe cannot load for kernel %s: "
+                        "install it first" % (self.name, dep, self.release),
+                    )
+            cmd = [self.bin("insmod"), self.path, *args]
+        else:
+            cmd = [self.bin("modprobe"), self.name, *args]
+        self.commands.append(cmd)
+        self.run(cmd)
+        # modprobe returns before a module's init finishes only when it fails; still, give sysfs a moment.
+        for _attempt in range(20):
+            if os.path.isdir(self.sys_path()):
+                break
+            time.sleep(0.05)
+
+    def persistence(self, builtin):
+        mode = self.params["persistent"]
+        if mode == "disabled":
+            return
+        load_file = os.path.join(MODULES_LOAD_D, "%s.conf" % self.name)
+        opts_file = os.path.join(MODPROBE_D, "%s.conf" % self.name)
+        wanted = {}
+        if mode == "present":
+            if builtin:
+                self.warnings.append(
+                    "%s is built into the kernel: nothing to load at boot; parameters of a built-in "
+                    "module go on the kernel command line as %s.<param>=<value>" % (self.name, self.name)
+                )
+                return
+            if self.path and not self.params["install"]:
+                self.warnings.append(
+                    "%s is loaded from %s, which modprobe cannot find at boot: use install: true so "
+                    "the boot-time load works" % (self.name, self.path)
+                )
+            wanted[load_file] = "%s\n%s\n" % (MARKER, self.name)
+            if self.params["params"] is not None:
+                line = km.params_to_options_line(self.name, self.params["params"])
+                wanted[opts_file] = "%s\n%s\n" % (MARKER, line) if line else None
+        else:
+            wanted[load_file] = None
+            wanted[opts_file] = None
+        for path, content in wanted.items():
+            change = atomic_file.FileChange(path, content)
+            ours = change.before is None or MARKER in change.before
+            if not ours:
+                if content is None:
+                    self.warnings.append("%s was not written by labkit.cluster.kmod; left in place" % path)
+                    continue
+                self.warnings.append("%s was not written by labkit.cluster.kmod; replaced" % path)
+            if not change.changed:
+                continue
+            self.changed = True
+            self.files.append(path)
+            self.diffs.append(change.diff())
+            if not self.module.check_mode:
+                change.apply()
+
+    # ---- the task ---------------------------------------------------------------------------
+    def apply(self):
+        p = self.params
+        if p["install"] and not p["path"]:
+            self.module.fail_json(msg="install: true needs path: the .ko file to install")
+        self.resolve_name()
+        builtin = self.is_builtin()
+        loaded = self.name in self.loaded_modules()
+        state = p["state"]
+        installed = False
+        from_file = bool(self.path) and not p["install"]
+
+        if state == "present" and self.path and p["check_vermagic"]:
+            self.check_vermagic()
+        if state == "present" and p["install"]:
+            dest, copy, depmod = self.plan_install()
+            if copy or depmod:
+                self.changed = True
+                installed = copy
+                self.do_install(dest, copy, depmod)
+            self.file_info["filename"] = dest
+
+        disk_info = self.file_info
+        if state == "present" and not builtin and not self.path:
+            disk_info = self.modinfo(self.name)
+            if disk_info is None and not loaded:
+                rc, out, err = self.run([self.bin("modinfo"), self.name], check_rc=False)
+                self.module.fail_json(
+                    msg=km.explain_failure("not found in directory", self.name, self.release),
+                    rc=rc,
+                    stdout=out,
+                    stderr=err,
+                )
+        if state == "present":
+            self.check_param_names(disk_info)
+
+        reasons = []
+        if state == "present" and builtin:
+            if p["params"]:
+                current = {key: self.live_param(key) for key in p["params"]}
+                differ, _unknown = km.params_differences(p["params"], current)
+                if differ:
+                    self.module.fail_json(
+                        msg="%s is built into kernel %s, so parameters %s cannot be changed at run time: set them on "
+                        "the kernel command line (%s)"
+                        % (
+                            self.name,
+                            self.release,
+                            ", ".join(differ),
+                            " ".join("%s.%s" % (self.name, arg) for arg in km.params_to_args(p["params"])),
+                        ),
+                        builtin=True,
+                    )
+        elif state == "present" and loaded:
+            reasons = self.differences((disk_info or {}).get("srcversion", ""))
+        elif state == "absent" and builtin:
+            self.module.fail_json(
+                msg="%s is built into kernel %s and cannot be unloaded: leave it, or use a kernel "
+                "that builds it as a module" % (self.name, self.release),
+                builtin=True,
+            )
+
+        action, warning = km.decide(state, loaded, builtin, p["reload"], reasons)
+        if warning:
+            self.warnings.append("%s: %s" % (self.name, warning))
+        before = self.describe(loaded or builtin, self.live_srcversion(), self.live_params())
+        if action in ("unload", "reload"):
+            holders = self.loaded_modules().get(self.name, {}).get("holders", [])
+            self.unload(holders)
+        if action in ("load", "reload"):
+            self.load(from_file)
+        if action != "none":
+            self.changed = True
+
+        self.persistence(builtin)
+
+        if self.module.check_mode:
+            after_loaded = state == "present"
+            after_src = (
+                (disk_info or {}).get("srcversion", "")
+                if action in ("load", "reload")
+                else (self.live_srcversion() if after_loaded else "")
+            )
+            after_params = dict(self.live_params()) if action == "none" else {}
+            if after_loaded:
+                after_params.update({k: km.format_param_value(v).strip('"') for k, v in (p["params"] or {}).items()})
+        else:
+            after_loaded = builtin or self.name in self.loaded_modules()
+            after_src = self.live_srcversion()
+            after_params = self.live_params()
+            if state == "present" and not after_loaded:
+                self.module.fail_json(msg="%s did not stay loaded; see dmesg" % self.name, commands=self.commands)
+        after = self.describe(after_loaded, after_src, after_params)
+        if action != "none":
+            self.diffs.insert(
+                0,
+                {
+                    "before_header": "kernel module %s" % self.name,
+                    "after_header": "kernel module %s" % self.name,
+                    "before": before,
+                    "after": after,
+                },
+            )
+
+        result = dict(
+            changed=self.changed,
+            name=self.name,
+            loaded=bool(after_loaded),
+            builtin=builtin,
+            srcversion=after_src or (disk_info or {}).get("srcversion", ""),
+            vermagic=(disk_info or {}).get("vermagic", "").strip(),
+            filename="" if builtin else (disk_info or {}).get("filename", ""),
+            params=after_params,
+            reloaded=action == "reload",
+            reload_reasons=reasons,
+            installed=installed,
+            files=self.files,
+            commands=self.commands,
+        )
+        if self.module._diff and self.diffs:
+            result["diff"] = self.diffs
+        for warning in self.warnings:
+            self.module.warn(warning)
+        self.module.exit_json(**result)
+
+    def describe(self, loaded, srcversion, params):
+        lines = ["loaded: %s" % ("true" if loaded else "false")]
+        if srcversion:
+            lines.append("srcversion: %s" % srcversion)
+        for key in sorted(params or {}):
+            lines.append("param %s: %s" % (key, params[key]))
+        return "\n".join(lines) + "\n"
+
+
+def build_module():
+    return AnsibleModule(
+        argument_spec=dict(
+            name=dict(type="str"),
+            path=dict(type="path"),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+            params=dict(type="dict"),
+            reload=dict(type="bool", default=False),
+            install=dict(type="bool", default=False),
+            install_dir=dict(type="str", default="updates"),
+            persistent=dict(type="str", default="disabled", choices=["present", "absent", "disabled"]),
+            check_vermagic=dict(type="bool", default=True),
+        ),
+        required_one_of=[("name", "path")],
+        supports_check_mode=True,
+    )
+
+
+def main():
+    module = build_module()
+    KernelModule(module).apply()
+
+
+if __name__ == "__main__":
+    main()
