@@ -1,0 +1,217 @@
+"""One QEMU guest: start it (cold, or restored from the saved template), reach it over SSH.
+
+Every guest runs under TCG (the machine's /dev/kvm cannot run a stock kernel) with two NICs:
+eth0 is user-mode networking restricted to SSH forwarded from 127.0.0.1:<port>, eth1 is the lab
+network, a unix datagram socket to simlab's switch. Both are fixed PCI slots so a saved state
+restores into any guest; what differs per host (name, lab address, MAC) is set after restore.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from simlab import paths, tools
+from simlab.errors import SimlabError
+from simlab.image import KERNEL_APPEND, Image
+from simlab.qmp import Qmp
+
+QEMU = "qemu-system-x86_64"
+SSH_OPTIONS = [
+    "-o", "BatchMode=yes",
+    "-o", "StrictHostKeyChecking=no",
+    "-o", "UserKnownHostsFile=/dev/null",
+    "-o", "LogLevel=ERROR",
+    "-o", "ConnectTimeout=10",
+]
+
+
+@dataclass
+class GuestRun:
+    """What simlab needs to drive one running guest."""
+
+    name: str
+    directory: Path  # absolute: QEMU daemonizes into /
+    port: int
+    switch_socket: Path | None
+    mac: str
+    memory_mb: int
+    cpus: int
+
+    @property
+    def disk(self) -> Path:
+        return self.directory / "disk.qcow2"
+
+    @property
+    def qmp_socket(self) -> Path:
+        return self.directory / "qmp.sock"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.directory / "qemu.pid"
+
+    @property
+    def console_log(self) -> Path:
+        return self.directory / "console.log"
+
+    @property
+    def lab_socket(self) -> Path:
+        return self.directory / "lab.sock"
+
+    def qemu_argv(self, image: Image, incoming: Path | None = None) -> list[str]:
+        # Without a switch (the template guest) frames go to a socket nobody binds: a loose cable.
+        remote = self.switch_socket or self.directory / "no-switch.sock"
+        lab_net = (
+            f"dgram,id=lab,local.type=unix,local.path={self.lab_socket},remote.type=unix,remote.path={remote}"
+        )
+        argv = [
+            QEMU,
+            "-name", f"labkit-{self.name},process=labkit-{self.name}",
+            "-machine", "q35", "-accel", "tcg,thread=multi,tb-size=256",
+            "-cpu", "qemu64", "-smp", str(self.cpus), "-m", str(self.memory_mb),
+            "-nodefaults", "-display", "none", "-no-user-config",
+            "-chardev", f"file,id=console,path={self.console_log},append=on",
+            "-serial", "chardev:console",
+            "-drive", f"if=none,id=root,file={self.disk},format=qcow2,discard=unmap",
+            "-device", "virtio-blk-pci,drive=root,addr=0x5",
+            "-netdev", f"user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:22",
+            "-device", "virtio-net-pci,netdev=mgmt,mac=52:54:00:12:34:56,addr=0x3",
+            "-netdev", lab_net,
+            "-device", f"virtio-net-pci,netdev=lab,mac={self.mac},addr=0x4",
+            "-device", "virtio-rng-pci,addr=0x6",
+            "-kernel", str(image.kernel), "-initrd", str(image.initrd), "-append", KERNEL_APPEND,
+            "-qmp", f"unix:{self.qmp_socket},server=on,wait=off",
+            "-pidfile", str(self.pidfile), "-daemonize",
+        ]
+        if incoming:
+            argv += ["-incoming", f"exec:cat {shlex.quote(str(incoming))}"]
+        return argv
+
+    def start(self, image: Image, base_disk: Path, incoming: Path | None = None) -> int:
+        """Create this guest's copy-on-write disk on base_disk and start QEMU; return its PID."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for stale in (self.disk, self.qmp_socket, self.lab_socket, self.pidfile):
+            stale.unlink(missing_ok=True)
+        if incoming:
+            # A restored guest continues the template's disk: copy its (small) overlay.
+            tools.run(["cp", "--reflink=auto", str(base_disk), str(self.disk)], what="copying the template disk")
+        else:
+            tools.run(
+                ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base_disk), str(self.disk)],
+                what="qemu-img create (guest overlay)",
+            )
+        tools.run(self.qemu_argv(image, incoming), what=f"QEMU for {self.name}", timeout=60)
+        return int(self.pidfile.read_text().strip())
+
+    def resume_incoming(self, timeout: float = 120) -> None:
+        """After -incoming: wait for the saved state to load and the VM to pause, then run it."""
+        with Qmp(self.qmp_socket) as qmp:
+
+            def loaded():
+                status = qmp.command("query-status")
+                migrate = qmp.command("query-migrate").get("status")
+                if migrate == "failed":
+                    raise SimlabError(
+                        f"{self.name}: restoring the saved guest state failed; "
+                        "run `simlab clean` to drop the saved state and boot cold"
+                    )
+                return status.get("status") == "paused" and migrate in (None, "completed")
+
+            qmp.wait_for(loaded, f"{self.name}: loading the saved state", timeout)
+            qmp.command("cont")  # a cont sent before the VM reports paused would be ignored
+
+    def save_state(self, target: Path, timeout: float = 300) -> None:
+        """Pause the guest and write its memory and device state to target (migrate to a file)."""
+        tmp = target.with_suffix(".tmp")
+        with Qmp(self.qmp_socket) as qmp:
+            qmp.command("stop")
+            qmp.command("migrate", uri=f"exec:cat > {shlex.quote(str(tmp))}")
+
+            def finished():
+                status = qmp.command("query-migrate").get("status")
+                if status in ("failed", "cancelled"):
+                    raise SimlabError(f"{self.name}: saving the guest state failed ({status})")
+                return status == "completed"
+
+            qmp.wait_for(finished, f"{self.name}: saving the guest state", timeout)
+            qmp.command("quit")
+        tmp.rename(target)
+
+    # SSH -----------------------------------------------------------------------------------
+    def ssh_argv(self, command: str | None = None, extra: list[str] | None = None) -> list[str]:
+        argv = ["ssh", *SSH_OPTIONS, "-i", str(paths.ssh_key()), "-p", str(self.port), *(extra or [])]
+        argv.append("root@127.0.0.1")
+        if command is not None:
+            argv.append(command)
+        return argv
+
+    def ssh(self, command: str, check: bool = True, timeout: float = 300, input: str | None = None):
+        try:
+            proc = subprocess.run(
+                self.ssh_argv(command), capture_output=True, text=True, timeout=timeout, input=input,
+                stdin=None if input is not None else subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired:
+            raise SimlabError(f"{self.name}: `{command}` did not finish within {timeout} s") from None
+        if check and proc.returncode != 0:
+            raise SimlabError(
+                f"{self.name}: `{command}` failed (rc={proc.returncode}):\n{proc.stdout}{proc.stderr}".rstrip()
+            )
+        return proc
+
+    def wait_ssh(self, timeout: float, pid: int | None = None) -> float:
+        """Wait until sshd in the guest runs a command; return the seconds it took."""
+        started = time.monotonic()
+        while True:
+            try:
+                proc = subprocess.run(
+                    self.ssh_argv("true", ["-o", "ConnectTimeout=5"]),
+                    capture_output=True, stdin=subprocess.DEVNULL, timeout=30,
+                )
+                if proc.returncode == 0:
+                    return time.monotonic() - started
+            except subprocess.TimeoutExpired:
+                pass
+            if pid is not None and not process_alive(pid):
+                raise SimlabError(f"{self.name}: QEMU exited while booting; see {self.console_log}")
+            if time.monotonic() - started > timeout:
+                raise SimlabError(
+                    f"{self.name}: no SSH answer on 127.0.0.1:{self.port} within {timeout:.0f} s; "
+                    f"the guest console is in {self.console_log}:\n{console_tail(self.console_log)}"
+                )
+            time.sleep(1)
+
+
+def console_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_bytes().decode(errors="replace")
+    except OSError:
+        return "(no console output)"
+    return "\n".join(text.replace("\r", "").splitlines()[-lines:])
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def process_cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""

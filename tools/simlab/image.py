@@ -1,0 +1,175 @@
+"""Build (once) and cache the Debian bookworm guest image every sim guest boots from.
+
+The image holds Debian's kernel with its matching headers and build tools (so out-of-tree
+modules build inside a guest), sshd with simlab's key, python3 and systemd-networkd. It is
+cached under ~/.cache/labkit/images/<key>, where key hashes every input of the build; a
+directory without its manifest is a build that was interrupted and is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from simlab import paths, tools
+from simlab.errors import SimlabError
+
+RECIPE_VERSION = 3  # bump when the build steps below change
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+DISK_SIZE = "8G"
+PACKAGES = (
+    # boot and management
+    "linux-image-amd64", "linux-headers-amd64", "initramfs-tools", "systemd-sysv", "udev", "dbus",
+    "openssh-server", "python3", "sudo", "kmod", "procps", "iproute2", "iputils-ping", "ethtool",
+    "netcat-openbsd", "less",
+    # building out-of-tree modules and small userlands inside a guest (guests have no network)
+    "build-essential", "git", "pkg-config", "autoconf", "automake", "libtool", "libmnl-dev", "bc",
+)
+# Kernel command line; net.ifnames=0 makes the NICs eth0 (management) and eth1 (lab network).
+KERNEL_APPEND = "root=/dev/vda rw console=ttyS0,115200 net.ifnames=0 mitigations=off panic=-1"
+
+_NETWORKD = {
+    "10-mgmt.network": "[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n",
+    "20-lab.network": "[Match]\nName=eth1\n\n[Network]\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n",
+}
+# Units that only slow a test guest's boot down.
+_MASKED_UNITS = (
+    "apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "fstrim.timer", "man-db.timer",
+    "systemd-networkd-wait-online.service", "dpkg-db-backup.timer",
+)
+
+
+@dataclass(frozen=True)
+class Image:
+    directory: Path
+    kernel_release: str
+
+    @property
+    def disk(self) -> Path:
+        return self.directory / "disk.qcow2"
+
+    @property
+    def kernel(self) -> Path:
+        return self.directory / "vmlinuz"
+
+    @property
+    def initrd(self) -> Path:
+        return self.directory / "initrd.img"
+
+
+def ensure_ssh_key() -> Path:
+    key = paths.ssh_key()
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        tools.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "labkit-simlab", "-f", str(key)])
+    return key
+
+
+def image_key(pubkey: str) -> str:
+    recipe = {
+        "version": RECIPE_VERSION,
+        "suite": SUITE,
+        "mirror": MIRROR,
+        "packages": PACKAGES,
+        "networkd": _NETWORKD,
+        "masked": _MASKED_UNITS,
+        "disk": DISK_SIZE,
+        "pubkey": pubkey.strip(),
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def ensure_image(log=print) -> Image:
+    """Return the cached image, building it first when its inputs changed or it is incomplete."""
+    tools.require("mmdebstrap", "qemu-img", "mkfs.ext4", "ssh-keygen")
+    key = ensure_ssh_key()
+    pubkey = key.with_suffix(".pub").read_text()
+    directory = paths.images_dir() / image_key(pubkey)
+    manifest = directory / "manifest.json"
+    if manifest.exists():
+        data = json.loads(manifest.read_text())
+        image = Image(directory, data["kernel_release"])
+        missing = [p.name for p in (image.disk, image.kernel, image.initrd) if not p.exists()]
+        if not missing:
+            return image
+        log(f"image cache {directory} lacks {missing}: rebuilding it")
+    if directory.exists():
+        log(f"image cache {directory} is incomplete (an interrupted build): rebuilding it")
+        shutil.rmtree(directory)
+    return _build(directory, pubkey, log)
+
+
+def _customize_script(pubkey: str) -> str:
+    """Shell run by mmdebstrap with the new root as $1, before the image is packed."""
+    lines = [
+        "set -e",
+        'R="$1"',
+        'install -d -m 700 "$R/root/.ssh"',
+        f"printf '%s\\n' '{pubkey.strip()}' > \"$R/root/.ssh/authorized_keys\"",
+        'chmod 600 "$R/root/.ssh/authorized_keys"',
+        "printf 'UseDNS no\\nPermitRootLogin prohibit-password\\n' > \"$R/etc/ssh/sshd_config.d/labkit.conf\"",
+        "printf '/dev/vda / ext4 defaults,noatime 0 1\\n' > \"$R/etc/fstab\"",
+        "echo labkit-guest > \"$R/etc/hostname\"",
+        "printf '127.0.0.1 localhost\\n' > \"$R/etc/hosts\"",
+        'chroot "$R" systemctl enable systemd-networkd',
+    ]
+    for name, text in _NETWORKD.items():
+        escaped = text.replace("\n", "\\n")
+        lines.append(f"printf '{escaped}' > \"$R/etc/systemd/network/{name}\"")
+    lines.append('chroot "$R" systemctl mask ' + " ".join(_MASKED_UNITS))
+    return "\n".join(lines)
+
+
+def _build(directory: Path, pubkey: str, log) -> Image:
+    started = time.monotonic()
+    directory.mkdir(parents=True)
+    root = directory / "rootfs"
+    log(f"building the guest image in {directory} (Debian {SUITE}; about 2-5 minutes, once)")
+    hook = directory / "customize.sh"
+    hook.write_text(_customize_script(pubkey))
+    tools.run(
+        [
+            "mmdebstrap", "--variant=minbase", "--mode=root", "--quiet",
+            "--include=" + ",".join(PACKAGES),
+            f"--customize-hook=sh {hook} \"$1\"",
+            SUITE, str(root), MIRROR,
+        ],
+        what="mmdebstrap (building the guest root filesystem)",
+        timeout=1800,
+    )
+    releases = sorted(p.name for p in (root / "lib" / "modules").iterdir())
+    if len(releases) != 1:
+        raise SimlabError(f"guest image has kernels {releases}, expected exactly one: rerun simlab up")
+    release = releases[0]
+    shutil.copy2(root / "boot" / f"vmlinuz-{release}", directory / "vmlinuz")
+    shutil.copy2(root / "boot" / f"initrd.img-{release}", directory / "initrd.img")
+    raw = directory / "disk.raw"
+    tools.run(["mkfs.ext4", "-q", "-F", "-L", "labkit-root", "-d", str(root), str(raw), DISK_SIZE],
+              what="mkfs.ext4 (packing the guest root filesystem)")
+    tools.run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(directory / "disk.qcow2")],
+              what="qemu-img convert")
+    raw.unlink()
+    shutil.rmtree(root)
+    manifest = {
+        "kernel_release": release,
+        "suite": SUITE,
+        "packages": list(PACKAGES),
+        "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "build_seconds": round(time.monotonic() - started, 1),
+    }
+    tmp = directory / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2))
+    tmp.rename(directory / "manifest.json")  # written last: its presence means the build finished
+    log(f"guest image ready: kernel {release}, built in {manifest['build_seconds']} s")
+    return Image(directory, release)
+
+
+if __name__ == "__main__":  # python -m simlab.image: build the image only
+    print(ensure_image(log=lambda m: print(m, file=sys.stderr)))
