@@ -46,10 +46,10 @@ def normalize_key(key):
     return key
 
 
-def key_to_proc_path(key, root=PROC_SYS):
+def key_to_proc_path(key, root=None):
     """The /proc/sys file of a key (in dotted or slashed form)."""
     dotted = normalize_key(key)
-    return "%s/%s" % (root, dotted.translate(str.maketrans("./", "/.")))
+    return "%s/%s" % (PROC_SYS if root is None else root, dotted.translate(str.maketrans("./", "/.")))
 
 
 def normalize_value(value):

@@ -22,7 +22,7 @@ description:
     the module and its parameters persistent in its own files under C(/etc/modules-load.d/) and C(/etc/modprobe.d/),
     written atomically.
 author:
-  - labkit developers
+  - labkit developers (@labkit)
 attributes:
   check_mode:
     support: full

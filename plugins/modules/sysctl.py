@@ -22,7 +22,7 @@ description:
   - Can work inside a named network namespace, where the C(net.*) keys have their own values.
   - Applies only the key it changed; C(sysctl --system) runs only when O(reload_system=true).
 author:
-  - labkit developers
+  - labkit developers (@labkit)
 attributes:
   check_mode:
     support: full
@@ -204,7 +204,7 @@ class SysctlKey:
         self.name = self.params["name"].strip()
         self.netns = self.params["netns"]
         self.proc_path = sf.key_to_proc_path(self.name)
-        self.slashed = self.proc_path[len(sf.PROC_SYS) + 1 :]
+        self.slashed = sf.key_to_proc_path(self.name, root="")[1:]
         persistent = self.params["persistent"]
         self.persistent = (not self.netns) if persistent is None else persistent
         path = self.params["sysctl_file"]
