@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Generate the variables section of each role's README.md from its meta/argument_specs.yml.
 
 The section sits between two markers in roles/<role>/README.md:
