@@ -14,7 +14,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
-import socket
 import time
 
 try:
@@ -47,7 +46,7 @@ def missing_paramiko_message():
 class IdracSsh:
     """One interactive SSH session to an iDRAC that waits for its prompt between commands."""
 
-    def __init__(self, host, port, username, password, timeout=30):
+    def __init__(self, host, port, username, password, *, timeout=30):
         if not HAS_PARAMIKO:
             raise BmcError("dependency", missing_paramiko_message())
         self.host = host
@@ -70,9 +69,11 @@ class IdracSsh:
                 allow_agent=False,
             )
         except paramiko.AuthenticationException:
-            raise BmcError("auth", f"SSH login to {host}:{port} as {username} was refused: check username and password")
+            raise BmcError(
+                "auth", f"SSH login to {host}:{port} as {username} was refused: check username and password"
+            ) from None
         except (OSError, paramiko.SSHException) as exc:
-            raise BmcError("unreachable", f"cannot reach the iDRAC SSH service at {host}:{port}: {exc}")
+            raise BmcError("unreachable", f"cannot reach the iDRAC SSH service at {host}:{port}: {exc}") from exc
         self.chan = self.client.invoke_shell(width=200)
         self.chan.settimeout(0.2)
         self.read_until_prompt()
@@ -82,10 +83,12 @@ class IdracSsh:
         buf = ""
         while not PROMPT_RE.search(buf):
             if time.monotonic() > deadline:
-                raise BmcError("timeout", f"no iDRAC prompt from {self.host} within {timeout or self.timeout} s", output=buf)
+                raise BmcError(
+                    "timeout", f"no iDRAC prompt from {self.host} within {timeout or self.timeout} s", output=buf
+                )
             try:
                 data = self.chan.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             if not data:
                 raise BmcError("protocol", f"the iDRAC at {self.host} closed the session", output=buf)
@@ -108,7 +111,7 @@ class IdracSsh:
         """Raw console bytes, b'' at EOF, None when nothing arrived within 0.2 s."""
         try:
             return self.chan.recv(size)
-        except socket.timeout:
+        except TimeoutError:
             return None
 
     def close(self):
@@ -123,7 +126,7 @@ class RacadmClient:
 
     transport = "racadm_ssh"
 
-    def __init__(self, host, port, username, password, timeout=30):
+    def __init__(self, host, port, username, password, *, timeout=30):
         self.session = IdracSsh(host, port, username, password, timeout=timeout)
         self.host = host
 
@@ -156,8 +159,10 @@ class RacadmClient:
 
     def reset(self, reset_type):
         if reset_type not in RACADM_RESETS:
-            raise BmcError("not_allowed", f"racadm has no action for ResetType {reset_type}; allowed values: "
-                           + ", ".join(RACADM_RESETS))
+            raise BmcError(
+                "not_allowed",
+                f"racadm has no action for ResetType {reset_type}; allowed values: " + ", ".join(RACADM_RESETS),
+            )
         answer, _ = self.racadm("serveraction", RACADM_RESETS[reset_type])
         return answer
 

@@ -57,7 +57,7 @@ def _tls_reason(exc):
     if isinstance(reason, (ssl.SSLError, ssl.CertificateError)):
         return str(reason)
     text = str(exc)
-    if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text.split(":")[0]:
+    if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text.split(":", maxsplit=1)[0]:
         return text
     return None
 
@@ -91,7 +91,7 @@ class RedfishResponse:
         try:
             return json.loads(self.body)
         except ValueError:
-            raise BmcError("protocol", f"the BMC answered {self.status} with a body that is not JSON")
+            raise BmcError("protocol", f"the BMC answered {self.status} with a body that is not JSON") from None
 
 
 class RedfishClient:
@@ -99,7 +99,7 @@ class RedfishClient:
 
     transport = "redfish"
 
-    def __init__(self, base_url, username, password, validate_certs=True, ca_path=None, timeout=30):
+    def __init__(self, base_url, username, password, *, validate_certs=True, ca_path=None, timeout=30):
         self.base_url = base_url.rstrip("/")
         self._request = Request(
             url_username=username,
@@ -139,9 +139,9 @@ class RedfishClient:
                     "tls",
                     f"TLS failure talking to {self.base_url}: {tls} "
                     "(set ca_path to the BMC's CA, or validate_certs=false only if you accept the risk)",
-                )
+                ) from exc
             reason = getattr(exc, "reason", exc)
-            raise BmcError("unreachable", f"cannot reach the BMC at {self.base_url}: {reason}")
+            raise BmcError("unreachable", f"cannot reach the BMC at {self.base_url}: {reason}") from exc
 
     def get(self, path):
         resp = self.call("GET", path)
@@ -169,9 +169,10 @@ class RedfishClient:
         ids = [m.rstrip("/").rsplit("/", 1)[-1] for m in members]
         if system_id:
             if system_id not in ids:
+                present = ", ".join(ids) or "none"
                 raise BmcError(
                     "not_found",
-                    f"system id {system_id!r} not found on {self.base_url}; systems present: {', '.join(ids) or 'none'}",
+                    f"system id {system_id!r} not found on {self.base_url}; systems present: {present}",
                     systems=ids,
                 )
             uri = members[ids.index(system_id)]

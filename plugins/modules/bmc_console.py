@@ -176,6 +176,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.labkit.cluster.plugins.module_utils.racadm import CONSOLE_ESCAPE, IdracSsh
 from ansible_collections.labkit.cluster.plugins.module_utils.redfish import BmcError
 
 TAIL = 20
@@ -207,7 +208,7 @@ class TcpConsole:
         try:
             self.sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as exc:
-            raise BmcError("unreachable", f"cannot connect to the serial console at {host}:{port}: {exc}")
+            raise BmcError("unreachable", f"cannot connect to the serial console at {host}:{port}: {exc}") from exc
 
     def recv(self, size=4096):
         ready, _, _ = select.select([self.sock], [], [], 0.2)
@@ -223,9 +224,7 @@ class TcpConsole:
 
 
 class SshConsole:
-    def __init__(self, host, port, username, password, timeout, command):
-        from ansible_collections.labkit.cluster.plugins.module_utils.racadm import CONSOLE_ESCAPE, IdracSsh
-
+    def __init__(self, host, port, username, password, *, timeout, command):
         self.escape = CONSOLE_ESCAPE
         self.session = IdracSsh(host, port, username, password, timeout=timeout)
         self.session.start_console(command)
@@ -244,7 +243,7 @@ class SshConsole:
 class ConsoleCapture:
     """Reads a console into a log file and decides when to stop."""
 
-    def __init__(self, console, log, pattern, idle_timeout, timeout, clock=time.monotonic):
+    def __init__(self, console, log, pattern, *, idle_timeout, timeout, clock=time.monotonic):
         self.console = console
         self.log = log
         self.pattern = re.compile(pattern) if pattern else None
@@ -259,7 +258,7 @@ class ConsoleCapture:
 
     def _line(self, line):
         self.lines += 1
-        self.tail = (self.tail + [line])[-TAIL:]
+        self.tail = [*self.tail, line][-TAIL:]
         if self.pattern and self.matched is None:
             found = self.pattern.search(line)
             if found:
@@ -315,10 +314,15 @@ def main():
             console = TcpConsole(p["host"], p["port"], p["connect_timeout"])
         else:
             console = SshConsole(
-                p["host"], p["port"] or 22, p["username"], p["password"], p["connect_timeout"], p["console_command"]
+                p["host"],
+                p["port"] or 22,
+                p["username"],
+                p["password"],
+                timeout=p["connect_timeout"],
+                command=p["console_command"],
             )
         with open(log_path, "ab" if p["append"] else "wb") as log:
-            capture = ConsoleCapture(console, log, p["match"], p["idle_timeout"], p["timeout"])
+            capture = ConsoleCapture(console, log, p["match"], idle_timeout=p["idle_timeout"], timeout=p["timeout"])
             reason, elapsed = capture.run()
     except BmcError as exc:
         module.fail_json(msg=exc.msg, error_kind=exc.kind, log_path=log_path, **exc.details)
@@ -327,7 +331,7 @@ def main():
             console.close()
 
     if capture.partial:
-        capture.tail = (capture.tail + [capture.partial])[-TAIL:]
+        capture.tail = [*capture.tail, capture.partial][-TAIL:]
     result = dict(
         changed=False,
         matched=capture.matched is not None,
@@ -346,7 +350,9 @@ def main():
             "timeout": f"{p['timeout']} s passed",
             "eof": "the console closed",
         }[reason]
-        module.fail_json(msg=f"no console line matched {p['match']!r}: {what}; see {log_path}", error_kind=reason, **result)
+        module.fail_json(
+            msg=f"no console line matched {p['match']!r}: {what}; see {log_path}", error_kind=reason, **result
+        )
     module.exit_json(**result)
 
 

@@ -234,9 +234,11 @@ error_kind:
 """
 
 import time
+from collections import namedtuple
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.labkit.cluster.plugins.module_utils.racadm import RacadmClient
 from ansible_collections.labkit.cluster.plugins.module_utils.redfish import (
     BOOT_MODES,
     BOOT_TARGETS,
@@ -244,7 +246,8 @@ from ansible_collections.labkit.cluster.plugins.module_utils.redfish import (
     RedfishClient,
 )
 
-ON, OFF = "On", "Off"
+ON = "On"
+OFF = "Off"
 TARGET_STATE = {"on": ON, "off": OFF, "shutdown": OFF, "restarted": ON, "power_cycled": ON}
 
 
@@ -278,8 +281,6 @@ def build_module():
 def make_client(params):
     host = params["host"]
     if params["transport"] == "racadm_ssh":
-        from ansible_collections.labkit.cluster.plugins.module_utils.racadm import RacadmClient
-
         return RacadmClient(
             host, params["port"] or 22, params["username"], params["password"], timeout=params["timeout"]
         )
@@ -296,18 +297,10 @@ def make_client(params):
     )
 
 
-class Step:
+class Step(namedtuple("Step", ["reset_type", "expect"])):
     """One reset request and the power state it should lead to."""
 
-    def __init__(self, reset_type, expect):
-        self.reset_type = reset_type
-        self.expect = expect
-
-    def __repr__(self):
-        return f"Step({self.reset_type!r}, {self.expect!r})"
-
-    def __eq__(self, other):
-        return (self.reset_type, self.expect) == (other.reset_type, other.expect)
+    __slots__ = ()
 
 
 def _allows(allowed, reset_type):

@@ -127,7 +127,7 @@ class RedfishEmulator:
     def start(self, ready_timeout: float = 30) -> RedfishEmulator:
         config = self._write_config()
         exe = Path(sys.executable).with_name("sushy-emulator")
-        self.log = open(self.dir / "emulator.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.log = open(self.dir / "emulator.log", "wb")
         self.proc = subprocess.Popen(
             [str(exe), "--config", str(config)], stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
         )

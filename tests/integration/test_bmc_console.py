@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from ansible_collections.labkit.cluster.plugins.module_utils.racadm import IdracSsh as Session
+from ansible_collections.labkit.cluster.plugins.module_utils.racadm import RacadmClient
 from playbook_runner import run_playbook
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "idrac_ssh"))
 
-from idrac_ssh import IdracSsh, SerialPort  # noqa: E402
+from idrac_ssh import IdracSsh, SerialPort
 
 PLAY = """
 - hosts: localhost
@@ -118,7 +120,9 @@ def consoles(tmp_path_factory):
 
 def _failed(played, task, res) -> bool:
     return any(
-        e.get("event") == "runner_on_failed" and e["event_data"].get("task") == task and e["event_data"].get("res") is res
+        e.get("event") == "runner_on_failed"
+        and e["event_data"].get("task") == task
+        and e["event_data"].get("res") is res
         for e in played.events
     )
 
@@ -146,9 +150,6 @@ def test_racadm_transport(consoles):
 
 def test_racadm_409_style_answer_and_racadm_prompt(consoles):
     """`serveraction powerup` on a running server says 'already powered ON': read as already."""
-    from ansible_collections.labkit.cluster.plugins.module_utils.racadm import IdracSsh as Session
-    from ansible_collections.labkit.cluster.plugins.module_utils.racadm import RacadmClient
-
     idrac = consoles["idrac"]
     client = RacadmClient("127.0.0.1", idrac.port, "root", "calvin")
     assert client.reset("ForceOff" if client.power_state() == "Off" else "On") == "already"

@@ -11,19 +11,21 @@ scenario in parallel, which keeps the module under test to one run of ~1 minute.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from ansible_collections.labkit.cluster.plugins.module_utils.redfish import RedfishClient
 from playbook_runner import run_playbook
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "idrac_layer"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from idrac_layer import IdracLayer  # noqa: E402
-from redfish_emulator import PASSWORD, Pki, RedfishEmulator, free_port, system  # noqa: E402
+from idrac_layer import IdracLayer
+from redfish_emulator import PASSWORD, Pki, RedfishEmulator, free_port, system
 
 TRANSITIONS = """
 - name: check power on
@@ -103,12 +105,8 @@ SYSTEMS = [system("System.Embedded.1"), system("System.Embedded.2", "On"), syste
 def bmcs(tmp_path_factory):
     base = tmp_path_factory.mktemp("redfish")
     pki = Pki(base / "pki")
-    direct = RedfishEmulator(
-        base / "direct", pki, systems=SYSTEMS
-    )
-    behind = RedfishEmulator(
-        base / "behind", pki, systems=SYSTEMS
-    )
+    direct = RedfishEmulator(base / "direct", pki, systems=SYSTEMS)
+    behind = RedfishEmulator(base / "behind", pki, systems=SYSTEMS)
     direct.start()
     behind.start()
     layer = IdracLayer(behind.url, str(pki.cert), str(pki.key), str(pki.ca), 0).start()
@@ -177,11 +175,12 @@ def played(bmcs):
     return result
 
 
-
 def _failed(played, host, res) -> bool:
     """True when the task that returned `res` on `host` failed (ignored failures keep no 'failed' key)."""
     return any(
-        e.get("event") == "runner_on_failed" and e["event_data"].get("host") == host and e["event_data"].get("res") is res
+        e.get("event") == "runner_on_failed"
+        and e["event_data"].get("host") == host
+        and e["event_data"].get("res") is res
         for e in played.events
     )
 
@@ -228,7 +227,7 @@ def test_transitions_reach_and_report_true_state(played, bmcs, host):
     # Each reported final state was the true one: the next task read it back before acting.
     order = ["power on", "power on again", "restarted", "pxe cycle", "clear override", "shutdown", "shutdown again"]
     order += ["cycle from off", "power off", "power off again"]
-    for before, after in zip(order, order[1:]):
+    for before, after in itertools.pairwise(order):
         assert played.result(host, after)["previous_state"] == played.result(host, before)["power_state"]
     emulator = bmcs["direct"] if host == "direct" else bmcs["behind"]
     assert emulator.power_state("System.Embedded.1") == "Off"
@@ -306,8 +305,6 @@ def test_timeout_and_forced_shutdown(played, host):
 
 def test_409_already_in_state_is_not_an_error(bmcs):
     """The iDRAC layer answers 409 to a reset into the current state; the client reads it as 'already'."""
-    from ansible_collections.labkit.cluster.plugins.module_utils.redfish import RedfishClient
-
     client = RedfishClient(bmcs["layer"].url, "root", PASSWORD, ca_path=str(bmcs["pki"].ca))
     client.find_system("System.Embedded.2")
     state = client.power_state()
