@@ -106,3 +106,45 @@ def test_installed_role_is_usable(installed):
     assert doc["collection"] == "labkit.cluster"
     assert doc["path"].startswith(env_path), doc["path"]
     assert "lab_base_hosts_groups" in doc["entry_points"]["main"]["options"]
+
+
+def test_installed_role_runs_from_the_tarball(installed, tmp_path):
+    """The installed copy of lab_base runs (check mode, on this machine) and reads its version from MANIFEST.json."""
+    galaxy = yaml.safe_load((ROOT / "galaxy.yml").read_text())
+    play = [
+        {
+            "name": "lab_base from the installed collection",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "name": "Apply the role",
+                    "ansible.builtin.include_role": {"name": "labkit.cluster.lab_base"},
+                    "vars": {"lab_base_set_hostname": False},
+                },
+                {
+                    "name": "Check the version it recorded",
+                    "ansible.builtin.assert": {
+                        "that": [f"lab_base_local_fact.collection_version == '{galaxy['version']}'"]
+                    },
+                },
+            ],
+        }
+    ]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(
+        ANSIBLE_COLLECTIONS_PATH=str(installed.parents[2]), ANSIBLE_NOCOLOR="1", ANSIBLE_ROLES_PATH=str(tmp_path)
+    )
+    cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "--check", "play.yml"]
+    result = subprocess.run(
+        [*cmd, "-e", f"ansible_python_interpreter={sys.executable}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "failed=0" in result.stdout, result.stdout
