@@ -148,7 +148,7 @@ class RacadmClient:
         return DEFAULT_SYSTEM_ID
 
     def power_state(self):
-        _, out = self.racadm("serveraction", "powerstatus")
+        out = self.racadm("serveraction", "powerstatus")[1]
         match = re.search(r"power status:\s*(ON|OFF)", out, re.I)
         if not match:
             raise BmcError("protocol", f"cannot read the power status from {out!r}")
@@ -163,11 +163,10 @@ class RacadmClient:
                 "not_allowed",
                 f"racadm has no action for ResetType {reset_type}; allowed values: " + ", ".join(RACADM_RESETS),
             )
-        answer, _ = self.racadm("serveraction", RACADM_RESETS[reset_type])
-        return answer
+        return self.racadm("serveraction", RACADM_RESETS[reset_type])[0]
 
     def _get(self, key):
-        _, out = self.racadm("get", key)
+        out = self.racadm("get", key)[1]
         match = re.search(r"^\s*\w+\s*=\s*(\S*)", out, re.M)
         return match.group(1) if match else None
 

@@ -23,7 +23,7 @@ description:
     (NRK's C(boot-timeout) behaviour).
   - The C(ssh) source needs the Python library paramiko on the host that runs the module.
 author:
-  - labkit developers
+  - labkit developers (@labkit)
 attributes:
   check_mode:
     support: none
@@ -211,7 +211,7 @@ class TcpConsole:
             raise BmcError("unreachable", f"cannot connect to the serial console at {host}:{port}: {exc}") from exc
 
     def recv(self, size=4096):
-        ready, _, _ = select.select([self.sock], [], [], 0.2)
+        ready = select.select([self.sock], [], [], 0.2)[0]
         if not ready:
             return None
         try:

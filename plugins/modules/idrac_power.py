@@ -27,7 +27,7 @@ description:
     Redfish. The C(racadm_ssh) transport logs into the iDRAC over SSH as NRK's C(run.py) does and needs
     the Python library paramiko on the host that runs the module.
 author:
-  - labkit developers
+  - labkit developers (@labkit)
 attributes:
   check_mode:
     support: full
