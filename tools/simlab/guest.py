@@ -105,24 +105,37 @@ class GuestRun:
                 what="qemu-img create (guest overlay)",
             )
         tools.run(self.qemu_argv(image, incoming), what=f"QEMU for {self.name}", timeout=60)
-        return int(self.pidfile.read_text().strip())
+        try:
+            return int(self.pidfile.read_text().strip())
+        except FileNotFoundError:  # QEMU removes its pidfile when it exits
+            reason = "QEMU exited right after it started"
+            if incoming:
+                raise self._restore_failed(incoming, reason) from None
+            raise SimlabError(f"{self.name}: {reason}; console:\n{console_tail(self.console_log)}") from None
 
-    def resume_incoming(self, timeout: float = 120) -> None:
+    def resume_incoming(self, state: Path, timeout: float = 120) -> None:
         """After -incoming: wait for the saved state to load and the VM to pause, then run it."""
-        with Qmp(self.qmp_socket) as qmp:
+        try:
+            with Qmp(self.qmp_socket) as qmp:
 
-            def loaded():
-                status = qmp.command("query-status")
-                migrate = qmp.command("query-migrate").get("status")
-                if migrate == "failed":
-                    raise SimlabError(
-                        f"{self.name}: restoring the saved guest state failed; "
-                        "run `simlab clean` to drop the saved state and boot cold"
-                    )
-                return status.get("status") == "paused" and migrate in (None, "completed")
+                def loaded():
+                    status = qmp.command("query-status").get("status")
+                    migrate = qmp.command("query-migrate").get("status")
+                    if migrate == "failed":
+                        raise SimlabError("QEMU reports the migration failed")
+                    return status == "paused" and migrate in (None, "completed")
 
-            qmp.wait_for(loaded, f"{self.name}: loading the saved state", timeout)
-            qmp.command("cont")  # a cont sent before the VM reports paused would be ignored
+                qmp.wait_for(loaded, "loading the saved state", timeout)
+                qmp.command("cont")  # a cont sent before the VM reports paused would be ignored
+        except SimlabError as exc:
+            raise self._restore_failed(state, str(exc)) from None
+
+    def _restore_failed(self, state: Path, reason: str) -> SimlabError:
+        return SimlabError(
+            f"{self.name}: restoring the saved guest state {state} failed ({reason}; console: "
+            f"{console_tail(self.console_log, 3)}); run `simlab clean` to drop the saved states "
+            "(the next up saves a fresh one)"
+        )
 
     def save_state(self, target: Path, timeout: float = 300) -> None:
         """Pause the guest and write its memory and device state to target (migrate to a file)."""

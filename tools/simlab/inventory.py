@@ -16,6 +16,7 @@ from simlab.errors import SimlabError
 
 GUEST_GROUPS = ("build_hosts", "rpi", "dcpim_hosts", "qemu_hosts")
 BMC_GROUPS = ("idrac_machines",)
+_PLUGIN_LOADER_READY = False
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,10 @@ def _ansible_hostvars(path: Path) -> dict[str, tuple[list[str], dict]]:
     from ansible.template import Templar
     from ansible.vars.manager import VariableManager
 
-    init_plugin_loader([])
+    global _PLUGIN_LOADER_READY  # noqa: PLW0603 - Ansible's collection finder may be installed once
+    if not _PLUGIN_LOADER_READY:
+        init_plugin_loader([])
+        _PLUGIN_LOADER_READY = True
     loader = DataLoader()
     vault_file = os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")
     if vault_file:

@@ -192,7 +192,7 @@ class Lab:
             pid = run.start(img, img.disk)
         self._record(state, spec.name, {"kind": "guest", "pid": pid, "port": spec.port, "marker": f"labkit-{spec.name}"})
         if template:
-            run.resume_incoming()
+            run.resume_incoming(template / "memory.state")
         seconds = run.wait_ssh(spec.boot_timeout, pid)
         self._personalize(spec, run)
         took = time.monotonic() - started

@@ -30,7 +30,10 @@ class Qmp:
 
     def _read(self) -> dict:
         while True:
-            line = self.file.readline()
+            try:
+                line = self.file.readline()
+            except OSError as exc:
+                raise SimlabError(f"QEMU's control socket failed: {exc}") from None
             if not line:
                 raise SimlabError("QEMU closed its control socket")
             message = json.loads(line)
@@ -41,8 +44,11 @@ class Qmp:
         request = {"execute": name}
         if arguments:
             request["arguments"] = arguments
-        self.file.write(json.dumps(request).encode() + b"\n")
-        self.file.flush()
+        try:
+            self.file.write(json.dumps(request).encode() + b"\n")
+            self.file.flush()
+        except OSError as exc:
+            raise SimlabError(f"QEMU's control socket failed: {exc}") from None
         answer = self._read()
         if "error" in answer:
             raise SimlabError(f"QEMU refused {name}: {answer['error'].get('desc')}")
