@@ -101,4 +101,3 @@ def run_playbook(
             stats=runner.stats or {},
             events=list(runner.events),
         )
-

@@ -28,8 +28,18 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
-             "--no-deps", "-d", tmp, WHEEL_SPEC],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "-d",
+                tmp,
+                WHEEL_SPEC,
+            ],
             check=True,
         )
         wheel = glob.glob(os.path.join(tmp, "ansible-*.whl"))[0]

@@ -8,7 +8,8 @@ unless LABKIT_KEEP_LAB=1 (handy while iterating: the next session then starts in
 import os
 
 import pytest
-from playbook_runner import SIM_INVENTORY, run_playbook as _run_playbook
+from playbook_runner import SIM_INVENTORY
+from playbook_runner import run_playbook as _run_playbook
 from simlab.lab import Lab
 
 

@@ -59,8 +59,9 @@ def _nothing_left(pids: list[int], ports: list[int]) -> None:
 
 
 def test_down_stops_every_process_and_frees_every_port(tmp_path):
-    inv = _inventory(tmp_path, {"life-g1": {"ansible_port": 2291, "lab_address": "10.213.9.1"}},
-                     {"life-b1": {"idrac_port": 18491}})
+    inv = _inventory(
+        tmp_path, {"life-g1": {"ansible_port": 2291, "lab_address": "10.213.9.1"}}, {"life-b1": {"idrac_port": 18491}}
+    )
     lab = Lab(inv)
     try:
         lab.up()
@@ -74,8 +75,9 @@ def test_down_stops_every_process_and_frees_every_port(tmp_path):
 
 
 def test_guest_that_never_answers_ssh_is_reported_and_stopped(tmp_path):
-    inv = _inventory(tmp_path, {"life-g2": {"ansible_port": 2292, "lab_address": "10.213.9.2",
-                                            "simlab_boot_timeout": 1}})
+    inv = _inventory(
+        tmp_path, {"life-g2": {"ansible_port": 2292, "lab_address": "10.213.9.2", "simlab_boot_timeout": 1}}
+    )
     lab = Lab(inv)
     with pytest.raises(SimlabError, match=r"life-g2: no SSH answer on 127.0.0.1:2292 within 1 s"):
         lab.up(cold=True)  # a cold boot takes far longer than 1 s
@@ -85,8 +87,9 @@ def test_guest_that_never_answers_ssh_is_reported_and_stopped(tmp_path):
 
 
 def test_port_already_taken_is_refused_before_anything_starts(tmp_path):
-    inv = _inventory(tmp_path, {"life-g3": {"ansible_port": 2293, "lab_address": "10.213.9.3"}},
-                     {"life-b3": {"idrac_port": 18493}})
+    inv = _inventory(
+        tmp_path, {"life-g3": {"ansible_port": 2293, "lab_address": "10.213.9.3"}}, {"life-b3": {"idrac_port": 18493}}
+    )
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 2293))
         squatter.listen()
@@ -101,8 +104,13 @@ def test_port_already_taken_is_refused_before_anything_starts(tmp_path):
     ("guests", "message"),
     [
         ({"bad": {"lab_address": "10.213.9.4"}}, r"host bad: no ansible_port in the inventory"),
-        ({"a": {"ansible_port": 2294, "lab_address": "10.213.9.5"},
-          "b": {"ansible_port": 2294, "lab_address": "10.213.9.6"}}, r"hosts a and b both use port 2294"),
+        (
+            {
+                "a": {"ansible_port": 2294, "lab_address": "10.213.9.5"},
+                "b": {"ansible_port": 2294, "lab_address": "10.213.9.6"},
+            },
+            r"hosts a and b both use port 2294",
+        ),
         ({"bad": {"ansible_port": 22, "lab_address": "10.213.9.7"}}, r"host bad: ansible_port=22 is outside"),
         ({"bad": {"ansible_port": 2295, "lab_address": "not-an-ip"}}, r"host bad: lab_address=not-an-ip/24 is not"),
         ({"bad": {"ansible_port": 2296}}, r"host bad: no lab_address"),
@@ -124,7 +132,8 @@ def test_missing_system_dependency_says_which_package(tmp_path, monkeypatch):
             os.symlink(found, bindir / tool)
     monkeypatch.setenv("PATH", str(bindir))
     lab = Lab(inv)
-    with pytest.raises(SimlabError, match=r"missing system commands \['qemu-system-x86_64'\].*apt-get install qemu-system-x86"):
+    missing = r"missing system commands \['qemu-system-x86_64'\].*apt-get install qemu-system-x86"
+    with pytest.raises(SimlabError, match=missing):
         lab.up()
     assert _pids(lab) == []
 
@@ -150,7 +159,8 @@ def test_stale_saved_state_gives_an_error_and_leaves_nothing_running(tmp_path, m
     (template / "memory.state").write_bytes(b"QEVM\0\0\0\3 not a saved state")
     monkeypatch.setenv("LABKIT_CACHE", str(cache))
     lab = Lab(lab_real.spec.inventory)
-    with pytest.raises(SimlabError, match=r"(?s)life-g6: restoring the saved guest state \S+memory.state failed.*simlab clean"):
+    stale = r"(?s)life-g6: restoring the saved guest state \S+memory.state failed.*simlab clean"
+    with pytest.raises(SimlabError, match=stale):
         lab.up()
     assert _running("labkit-life-g6") == []
     assert not port_in_use(2298)
@@ -160,7 +170,9 @@ def test_cli_status_prints_a_table(tmp_path):
     inv = _inventory(tmp_path, {"life-g7": {"ansible_port": 2299, "lab_address": "10.213.9.10"}})
     out = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "simlab"), "--inventory", str(inv), "status"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     header, row = out.strip().splitlines()
     assert header.split() == ["HOST", "ROLE", "ADDRESS", "STATE", "UPTIME"]

@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("LABKIT_CACHE", Path.home() / ".cache" / "labkit"))
 TEST_HOME = CACHE / "ansible-test-home"
-DEFAULT_ARGS = ["--venv", "--python", "3.11", "--color", "no"]
+# The plugins and the content that ships with them; tools/, bench/ and tests/ are checked by ruff.
+DEFAULT_ARGS = ["--venv", "--python", "3.11", "--color", "no", "plugins/", "meta/", "roles/", "playbooks/"]
 
 GET_PIP_STANDIN = '''\
 """Stand-in for get-pip.py: run pip {version} from its wheel (written by labkit tests/lint/sanity.py)."""

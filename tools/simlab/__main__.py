@@ -5,6 +5,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from simlab.cli import main  # noqa: E402
+from simlab.cli import main
 
 sys.exit(main())

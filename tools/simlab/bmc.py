@@ -32,16 +32,65 @@ def ensure_tls() -> tuple[Path, Path, Path]:
         return ca, cert, key
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = directory / "ca.key"
-    tools.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
-               "-subj", "/CN=labkit simlab CA", "-keyout", str(ca_key), "-out", str(ca)], what="openssl (CA)")
+    tools.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=labkit simlab CA",
+            "-keyout",
+            str(ca_key),
+            "-out",
+            str(ca),
+        ],
+        what="openssl (CA)",
+    )
     csr = directory / "bmc.csr"
-    tools.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-               "-keyout", str(key), "-out", str(csr)], what="openssl (BMC key)")
+    tools.run(
+        [
+            "openssl",
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(csr),
+        ],
+        what="openssl (BMC key)",
+    )
     ext = directory / "bmc.ext"
     ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
-    tools.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
-               "-CAcreateserial", "-days", "3650", "-extfile", str(ext), "-out", str(cert)],
-              what="openssl (BMC certificate)")
+    tools.run(
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(ca),
+            "-CAkey",
+            str(ca_key),
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-extfile",
+            str(ext),
+            "-out",
+            str(cert),
+        ],
+        what="openssl (BMC certificate)",
+    )
     return ca, cert, key
 
 
@@ -52,32 +101,36 @@ def _htpasswd(username: str, password: str) -> str:
 
 
 def write_config(bmc: BmcSpec, directory: Path) -> Path:
-    ca, cert, key = ensure_tls()
+    _ca, cert, key = ensure_tls()
     directory.mkdir(parents=True, exist_ok=True)
     state = directory / "state"
     state.mkdir(exist_ok=True)
     auth = directory / "htpasswd"
     auth.write_text(_htpasswd(bmc.username, bmc.password))
     auth.chmod(0o600)
-    systems = [{
-        "uuid": bmc.system_id,
-        "name": bmc.name,
-        "power_state": "Off",
-        "nics": [{"mac": bmc.pxe_mac or "52:54:00:00:00:01", "ip": "127.0.0.1"}],
-    }]
+    systems = [
+        {
+            "uuid": bmc.system_id,
+            "name": bmc.name,
+            "power_state": "Off",
+            "nics": [{"mac": bmc.pxe_mac or "52:54:00:00:00:01", "ip": "127.0.0.1"}],
+        }
+    ]
     config = directory / "emulator.conf"
     config.write_text(
-        "\n".join([
-            "SUSHY_EMULATOR_FAKE_DRIVER = True",
-            f"SUSHY_EMULATOR_FAKE_SYSTEMS = {json.dumps(systems)}",
-            "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'",
-            f"SUSHY_EMULATOR_LISTEN_PORT = {bmc.port}",
-            f"SUSHY_EMULATOR_SSL_CERT = {str(cert)!r}",
-            f"SUSHY_EMULATOR_SSL_KEY = {str(key)!r}",
-            f"SUSHY_EMULATOR_AUTH_FILE = {str(auth)!r}",
-            f"SUSHY_EMULATOR_STATE_DIR = {str(state)!r}",
-            "",
-        ])
+        "\n".join(
+            [
+                "SUSHY_EMULATOR_FAKE_DRIVER = True",
+                f"SUSHY_EMULATOR_FAKE_SYSTEMS = {json.dumps(systems)}",
+                "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'",
+                f"SUSHY_EMULATOR_LISTEN_PORT = {bmc.port}",
+                f"SUSHY_EMULATOR_SSL_CERT = {str(cert)!r}",
+                f"SUSHY_EMULATOR_SSL_KEY = {str(key)!r}",
+                f"SUSHY_EMULATOR_AUTH_FILE = {str(auth)!r}",
+                f"SUSHY_EMULATOR_STATE_DIR = {str(state)!r}",
+                "",
+            ]
+        )
     )
     return config
 
@@ -87,10 +140,13 @@ def start(bmc: BmcSpec, directory: Path) -> int:
     if not emulator.exists():
         raise SimlabError(f"{emulator} not found: install sushy-tools in the venv (./labkit setup)")
     config = write_config(bmc, directory)
-    log = open(directory / "emulator.log", "ab")  # noqa: SIM115 - handed to the child process
+    log = open(directory / "emulator.log", "ab")
     proc = subprocess.Popen(
         [str(emulator), "--config", str(config)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     log.close()

@@ -26,8 +26,12 @@ def _table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="simlab", description="The simulated lab of labkit.cluster.")
-    parser.add_argument("-i", "--inventory", default=os.environ.get("SIMLAB_INVENTORY", str(DEFAULT_INVENTORY)),
-                        help="the inventory that names the lab (default: inventories/sim)")
+    parser.add_argument(
+        "-i",
+        "--inventory",
+        default=os.environ.get("SIMLAB_INVENTORY", str(DEFAULT_INVENTORY)),
+        help="the inventory that names the lab (default: inventories/sim)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the lab (idempotent)")
     up.add_argument("--cold", action="store_true", help="boot every guest from scratch, not from the saved state")

@@ -21,6 +21,7 @@ from simlab.image import KERNEL_APPEND, Image
 from simlab.qmp import Qmp
 
 QEMU = "qemu-system-x86_64"
+# fmt: off
 SSH_OPTIONS = [
     "-o", "BatchMode=yes",
     "-o", "StrictHostKeyChecking=no",
@@ -28,6 +29,7 @@ SSH_OPTIONS = [
     "-o", "LogLevel=ERROR",
     "-o", "ConnectTimeout=10",
 ]
+# fmt: on
 
 
 @dataclass
@@ -65,9 +67,8 @@ class GuestRun:
     def qemu_argv(self, image: Image, incoming: Path | None = None) -> list[str]:
         # Without a switch (the template guest) frames go to a socket nobody binds: a loose cable.
         remote = self.switch_socket or self.directory / "no-switch.sock"
-        lab_net = (
-            f"dgram,id=lab,local.type=unix,local.path={self.lab_socket},remote.type=unix,remote.path={remote}"
-        )
+        lab_net = f"dgram,id=lab,local.type=unix,local.path={self.lab_socket},remote.type=unix,remote.path={remote}"
+        # fmt: off
         argv = [
             QEMU,
             "-name", f"labkit-{self.name},process=labkit-{self.name}",
@@ -87,6 +88,7 @@ class GuestRun:
             "-qmp", f"unix:{self.qmp_socket},server=on,wait=off",
             "-pidfile", str(self.pidfile), "-daemonize",
         ]
+        # fmt: on
         if incoming:
             argv += ["-incoming", f"exec:cat {shlex.quote(str(incoming))}"]
         return argv
@@ -165,8 +167,13 @@ class GuestRun:
     def ssh(self, command: str, check: bool = True, timeout: float = 300, input: str | None = None):
         try:
             proc = subprocess.run(
-                self.ssh_argv(command), capture_output=True, text=True, timeout=timeout, input=input,
+                self.ssh_argv(command),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                input=input,
                 stdin=None if input is not None else subprocess.DEVNULL,
+                check=False,
             )
         except subprocess.TimeoutExpired:
             raise SimlabError(f"{self.name}: `{command}` did not finish within {timeout} s") from None
@@ -183,7 +190,10 @@ class GuestRun:
             try:
                 proc = subprocess.run(
                     self.ssh_argv("true", ["-o", "ConnectTimeout=5"]),
-                    capture_output=True, stdin=subprocess.DEVNULL, timeout=30,
+                    capture_output=True,
+                    stdin=subprocess.DEVNULL,
+                    timeout=30,
+                    check=False,
                 )
                 if proc.returncode == 0:
                     return time.monotonic() - started

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ RECIPE_VERSION = 3  # bump when the build steps below change
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 DISK_SIZE = "8G"
+# fmt: off
 PACKAGES = (
     # boot and management
     "linux-image-amd64", "linux-headers-amd64", "initramfs-tools", "systemd-sysv", "udev", "dbus",
@@ -32,6 +32,7 @@ PACKAGES = (
     # building out-of-tree modules and small userlands inside a guest (guests have no network)
     "build-essential", "git", "pkg-config", "autoconf", "automake", "libtool", "libmnl-dev", "bc",
 )
+# fmt: on
 # Kernel command line; net.ifnames=0 makes the NICs eth0 (management) and eth1 (lab network).
 KERNEL_APPEND = "root=/dev/vda rw console=ttyS0,115200 net.ifnames=0 mitigations=off panic=-1"
 
@@ -40,10 +41,12 @@ _NETWORKD = {
     "20-lab.network": "[Match]\nName=eth1\n\n[Network]\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n",
 }
 # Units that only slow a test guest's boot down.
+# fmt: off
 _MASKED_UNITS = (
     "apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "fstrim.timer", "man-db.timer",
     "systemd-networkd-wait-online.service", "dpkg-db-backup.timer",
 )
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ def _customize_script(pubkey: str) -> str:
         'chmod 600 "$R/root/.ssh/authorized_keys"',
         "printf 'UseDNS no\\nPermitRootLogin prohibit-password\\n' > \"$R/etc/ssh/sshd_config.d/labkit.conf\"",
         "printf '/dev/vda / ext4 defaults,noatime 0 1\\n' > \"$R/etc/fstab\"",
-        "echo labkit-guest > \"$R/etc/hostname\"",
+        'echo labkit-guest > "$R/etc/hostname"',
         "printf '127.0.0.1 localhost\\n' > \"$R/etc/hosts\"",
         'chroot "$R" systemctl enable systemd-networkd',
     ]
@@ -136,10 +139,15 @@ def _build(directory: Path, pubkey: str, log) -> Image:
     hook.write_text(_customize_script(pubkey))
     tools.run(
         [
-            "mmdebstrap", "--variant=minbase", "--mode=root", "--quiet",
+            "mmdebstrap",
+            "--variant=minbase",
+            "--mode=root",
+            "--quiet",
             "--include=" + ",".join(PACKAGES),
-            f"--customize-hook=sh {hook} \"$1\"",
-            SUITE, str(root), MIRROR,
+            f'--customize-hook=sh {hook} "$1"',
+            SUITE,
+            str(root),
+            MIRROR,
         ],
         what="mmdebstrap (building the guest root filesystem)",
         timeout=1800,
@@ -151,10 +159,11 @@ def _build(directory: Path, pubkey: str, log) -> Image:
     shutil.copy2(root / "boot" / f"vmlinuz-{release}", directory / "vmlinuz")
     shutil.copy2(root / "boot" / f"initrd.img-{release}", directory / "initrd.img")
     raw = directory / "disk.raw"
-    tools.run(["mkfs.ext4", "-q", "-F", "-L", "labkit-root", "-d", str(root), str(raw), DISK_SIZE],
-              what="mkfs.ext4 (packing the guest root filesystem)")
-    tools.run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(directory / "disk.qcow2")],
-              what="qemu-img convert")
+    tools.run(
+        ["mkfs.ext4", "-q", "-F", "-L", "labkit-root", "-d", str(root), str(raw), DISK_SIZE],
+        what="mkfs.ext4 (packing the guest root filesystem)",
+    )
+    tools.run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(directory / "disk.qcow2")], what="qemu-img convert")
     raw.unlink()
     shutil.rmtree(root)
     manifest = {

@@ -96,13 +96,15 @@ class Lab:
                 address = f"{spec.lab_address}/{spec.lab_prefix} ssh 127.0.0.1:{spec.port}"
             else:
                 address = f"{spec.url} ({spec.system_id})"
-            rows.append({
-                "host": name,
-                "role": spec.role,
-                "address": address,
-                "state": "running" if alive else "stopped",
-                "uptime": _duration(time.time() - proc["started"]) if alive else "-",
-            })
+            rows.append(
+                {
+                    "host": name,
+                    "role": spec.role,
+                    "address": address,
+                    "state": "running" if alive else "stopped",
+                    "uptime": _duration(time.time() - proc["started"]) if alive else "-",
+                }
+            )
         return rows
 
     def ssh(self, host: str, command: str, check: bool = True, timeout: float = 300, input: str | None = None):
@@ -134,8 +136,10 @@ class Lab:
             if proc.returncode == 0 and proc.stdout.strip() not in ("", before):
                 return time.monotonic() - started
             time.sleep(2)
-        raise SimlabError(f"{host} did not come back from a reboot within {timeout or spec.boot_timeout} s:\n"
-                          f"{console_tail(run.console_log)}")
+        raise SimlabError(
+            f"{host} did not come back from a reboot within {timeout or spec.boot_timeout} s:\n"
+            f"{console_tail(run.console_log)}"
+        )
 
     # Starting --------------------------------------------------------------------------------
     def _start(self, missing: list[str], state: dict, cold: bool) -> dict[str, float]:
@@ -151,19 +155,24 @@ class Lab:
             self._start_switch(state)
         img = self.image
         templates = {} if cold else self._templates(img, guests)
-        self.log(f"starting {len(guests)} guest(s) {'cold' if cold else 'from the saved state'}: "
-                 + ", ".join(g.name for g in guests))
+        self.log(
+            f"starting {len(guests)} guest(s) {'cold' if cold else 'from the saved state'}: "
+            + ", ".join(g.name for g in guests)
+        )
         with ThreadPoolExecutor(max_workers=len(guests)) as pool:
             futures = {g.name: pool.submit(self._start_guest, g, img, templates, state) for g in guests}
             return {name: future.result() for name, future in futures.items()}
 
     def _start_switch(self, state: dict) -> None:
         peers = [str(self._guest_run(n).lab_socket) for n in self.spec.guests]
-        log = open(self.directory / "switch.log", "ab")  # noqa: SIM115 - handed to the child
+        log = open(self.directory / "switch.log", "ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", "simlab.switch", str(self._switch_socket()), *peers],
-            cwd=str(Path(__file__).resolve().parent.parent), stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=str(Path(__file__).resolve().parent.parent),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         log.close()
         deadline = time.monotonic() + 10
@@ -190,7 +199,9 @@ class Lab:
             pid = run.start(img, template / "disk.qcow2", incoming=template / "memory.state")
         else:
             pid = run.start(img, img.disk)
-        self._record(state, spec.name, {"kind": "guest", "pid": pid, "port": spec.port, "marker": f"labkit-{spec.name}"})
+        self._record(
+            state, spec.name, {"kind": "guest", "pid": pid, "port": spec.port, "marker": f"labkit-{spec.name}"}
+        )
         if template:
             run.resume_incoming(template / "memory.state")
         seconds = run.wait_ssh(spec.boot_timeout, pid)
@@ -205,22 +216,24 @@ class Lab:
             "[Match]\nName=eth1\n\n[Network]\n"
             f"Address={spec.lab_address}/{spec.lab_prefix}\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n"
         )
-        script = "\n".join([
-            "set -e",
-            "hwclock --hctosys 2>/dev/null || true",  # a restored clock is as old as the saved state
-            f"hostname {spec.name}",
-            f"echo {spec.name} > /etc/hostname",
-            f"printf '127.0.0.1 localhost\\n127.0.1.1 {spec.name}\\n' > /etc/hosts",
-            "ip link set dev eth1 down",
-            f"ip link set dev eth1 address {spec.mac}",
-            f"printf '{network.replace(chr(10), chr(92) + 'n')}' > /etc/systemd/network/20-lab.network",
-            "ip link set dev eth1 up",
-            "networkctl reload",
-            "networkctl reconfigure eth1",
-            f"for i in $(seq 50); do ip -o addr show dev eth1 | grep -q ' {spec.lab_address}/' && exit 0; "
-            "sleep 0.2; done",
-            "echo 'eth1 did not get its lab address' >&2; ip addr show dev eth1 >&2; exit 1",
-        ])
+        script = "\n".join(
+            [
+                "set -e",
+                "hwclock --hctosys 2>/dev/null || true",  # a restored clock is as old as the saved state
+                f"hostname {spec.name}",
+                f"echo {spec.name} > /etc/hostname",
+                f"printf '127.0.0.1 localhost\\n127.0.1.1 {spec.name}\\n' > /etc/hosts",
+                "ip link set dev eth1 down",
+                f"ip link set dev eth1 address {spec.mac}",
+                f"printf '{network.replace(chr(10), chr(92) + 'n')}' > /etc/systemd/network/20-lab.network",
+                "ip link set dev eth1 up",
+                "networkctl reload",
+                "networkctl reconfigure eth1",
+                f"for i in $(seq 50); do ip -o addr show dev eth1 | grep -q ' {spec.lab_address}/' && exit 0; "
+                "sleep 0.2; done",
+                "echo 'eth1 did not get its lab address' >&2; ip addr show dev eth1 >&2; exit 1",
+            ]
+        )
         run.ssh(script, timeout=120)
 
     def _templates(self, img: image.Image, guests: list[GuestSpec]) -> dict:
@@ -234,8 +247,15 @@ class Lab:
             return directory
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
-        run = GuestRun(name="template", directory=directory, port=tools.free_port(), switch_socket=None,
-                       mac="52:54:00:00:00:01", memory_mb=memory_mb, cpus=cpus)
+        run = GuestRun(
+            name="template",
+            directory=directory,
+            port=tools.free_port(),
+            switch_socket=None,
+            mac="52:54:00:00:00:01",
+            memory_mb=memory_mb,
+            cpus=cpus,
+        )
         self.log(f"booting the template guest once ({memory_mb} MB, {cpus} CPUs; about 1-2 minutes)")
         started = time.monotonic()
         pid = run.start(img, img.disk)
@@ -255,10 +275,19 @@ class Lab:
     # State -----------------------------------------------------------------------------------
     def _guest_run(self, name: str) -> GuestRun:
         if name not in self.spec.guests:
-            raise SimlabError(f"{name} is not a guest of {self.spec.inventory}: choose one of {sorted(self.spec.guests)}")
+            raise SimlabError(
+                f"{name} is not a guest of {self.spec.inventory}: choose one of {sorted(self.spec.guests)}"
+            )
         spec = self.spec.guests[name]
-        return GuestRun(name=name, directory=(self.directory / name).resolve(), port=spec.port,
-                        switch_socket=self._switch_socket(), mac=spec.mac, memory_mb=spec.memory_mb, cpus=spec.cpus)
+        return GuestRun(
+            name=name,
+            directory=(self.directory / name).resolve(),
+            port=spec.port,
+            switch_socket=self._switch_socket(),
+            mac=spec.mac,
+            memory_mb=spec.memory_mb,
+            cpus=spec.cpus,
+        )
 
     def _switch_socket(self) -> Path:
         return (self.directory / "switch.sock").resolve()
@@ -272,8 +301,9 @@ class Lab:
         except FileNotFoundError:
             return {"processes": {}}
         except json.JSONDecodeError as exc:
-            raise SimlabError(f"lab state {self._state_file()} is corrupt ({exc}): stop its processes by hand "
-                              "and delete it") from None
+            raise SimlabError(
+                f"lab state {self._state_file()} is corrupt ({exc}): stop its processes by hand and delete it"
+            ) from None
 
     def _record(self, state: dict, name: str, proc: dict) -> None:
         with self._state_lock:
@@ -348,7 +378,7 @@ def _wait_port_free(port: int, timeout: float = 10) -> bool:
 
 
 def _qemu_version() -> str:
-    out = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout
+    out = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True, check=False).stdout
     return out.split()[3] if len(out.split()) > 3 else "unknown"
 
 

@@ -33,7 +33,7 @@ def require(*commands: str) -> None:
 def run(argv: list[str], what: str | None = None, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:
     """Run argv; on failure raise SimlabError with the command's own output tail."""
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kwargs)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, **kwargs)
     except subprocess.TimeoutExpired:
         raise SimlabError(f"{what or argv[0]} did not finish within {timeout} s") from None
     if proc.returncode != 0:
