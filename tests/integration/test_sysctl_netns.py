@@ -4,6 +4,7 @@ Runs the module through ansible-playbook against localhost. net.* keys are per n
 host's own settings are never touched; the sysctl.d file lives in a temp directory.
 """
 
+import os
 import subprocess
 import sys
 import threading
@@ -23,6 +24,12 @@ def ns_read(ns: str, key: str) -> str:
 
 def host_read(key: str) -> str:
     return Path("/proc/sys", key.replace(".", "/")).read_text().rstrip("\n")
+
+
+@pytest.fixture(autouse=True)
+def venv_on_path(monkeypatch):
+    """ansible-playbook is found next to this interpreter, whatever PATH the test run has."""
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
 
 
 @pytest.fixture

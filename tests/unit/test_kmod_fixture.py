@@ -60,6 +60,12 @@ def modinfo(path: Path) -> dict:
     return km.parse_modinfo(out)
 
 
+@pytest.fixture(autouse=True)
+def venv_on_path(monkeypatch):
+    """ansible-playbook is found next to this interpreter, whatever PATH the test run has."""
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     kdir = debian_headers()
