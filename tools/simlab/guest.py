@@ -43,10 +43,16 @@ class GuestRun:
     mac: str
     memory_mb: int
     cpus: int
+    firmware: str = ""  # "rpi": booted by the emulated Pi firmware from its boot partition
 
     @property
     def disk(self) -> Path:
         return self.directory / "disk.qcow2"
+
+    @property
+    def boot_disk(self) -> Path:
+        """The FAT boot partition of a sim Pi (its second disk, /boot/firmware in the guest)."""
+        return self.directory / "boot.img"
 
     @property
     def qmp_socket(self) -> Path:
@@ -64,7 +70,8 @@ class GuestRun:
     def lab_socket(self) -> Path:
         return self.directory / "lab.sock"
 
-    def qemu_argv(self, image: Image, incoming: Path | None = None) -> list[str]:
+    def qemu_argv(self, image: Image, incoming: Path | None = None, boot=None, daemonize: bool = True) -> list[str]:
+        """QEMU's command line; boot (kernel, initrd, append) defaults to the image's kernel."""
         # Without a switch (the template guest) frames go to a socket nobody binds: a loose cable.
         remote = self.switch_socket or self.directory / "no-switch.sock"
         lab_net = f"dgram,id=lab,local.type=unix,local.path={self.lab_socket},remote.type=unix,remote.path={remote}"
@@ -84,21 +91,37 @@ class GuestRun:
             "-netdev", lab_net,
             "-device", f"virtio-net-pci,netdev=lab,mac={self.mac},addr=0x4",
             "-device", "virtio-rng-pci,addr=0x6",
-            "-kernel", str(image.kernel), "-initrd", str(image.initrd), "-append", KERNEL_APPEND,
             "-qmp", f"unix:{self.qmp_socket},server=on,wait=off",
-            "-pidfile", str(self.pidfile), "-daemonize",
+            "-pidfile", str(self.pidfile),
         ]
         # fmt: on
+        if boot is None:
+            argv += ["-kernel", str(image.kernel), "-initrd", str(image.initrd), "-append", KERNEL_APPEND]
+        else:
+            argv += ["-kernel", str(boot.kernel), "-append", boot.append]
+            if boot.initrd:
+                argv += ["-initrd", str(boot.initrd)]
+        if self.firmware == "rpi":
+            # The firmware (a supervisor process) chooses each boot, so a reboot ends this QEMU.
+            argv += [
+                "-drive",
+                f"if=none,id=boot,file={self.boot_disk},format=raw",
+                "-device",
+                "virtio-blk-pci,drive=boot,addr=0x7",
+                "-no-reboot",
+            ]
+        if daemonize:
+            argv.append("-daemonize")
         if incoming:
             argv += ["-incoming", f"exec:cat {shlex.quote(str(incoming))}"]
         return argv
 
-    def start(self, image: Image, base_disk: Path, incoming: Path | None = None) -> int:
-        """Create this guest's copy-on-write disk on base_disk and start QEMU; return its PID."""
+    def prepare_disks(self, base_disk: Path, restored: bool, boot_disk: Path | None = None) -> None:
+        """This guest's copy-on-write root disk on base_disk (and its own copy of boot_disk)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        for stale in (self.disk, self.qmp_socket, self.lab_socket, self.pidfile):
+        for stale in (self.disk, self.boot_disk, self.qmp_socket, self.lab_socket, self.pidfile):
             stale.unlink(missing_ok=True)
-        if incoming:
+        if restored:
             # A restored guest continues the template's disk: copy its (small) overlay.
             tools.run(["cp", "--reflink=auto", str(base_disk), str(self.disk)], what="copying the template disk")
         else:
@@ -106,6 +129,12 @@ class GuestRun:
                 ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base_disk), str(self.disk)],
                 what="qemu-img create (guest overlay)",
             )
+        if boot_disk:
+            tools.run(["cp", "--sparse=always", str(boot_disk), str(self.boot_disk)], what="copying the boot partition")
+
+    def start(self, image: Image, base_disk: Path, incoming: Path | None = None, boot_disk: Path | None = None) -> int:
+        """Prepare this guest's disks and start QEMU in the background; return its PID."""
+        self.prepare_disks(base_disk, restored=incoming is not None, boot_disk=boot_disk)
         tools.run(self.qemu_argv(image, incoming), what=f"QEMU for {self.name}", timeout=60)
         try:
             return int(self.pidfile.read_text().strip())

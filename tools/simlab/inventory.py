@@ -17,6 +17,9 @@ from simlab.errors import SimlabError
 GUEST_GROUPS = ("build_hosts", "rpi", "dcpim_hosts", "qemu_hosts")
 BMC_GROUPS = ("idrac_machines",)
 _PLUGIN_LOADER_READY = False
+# How a guest boots: "direct" (QEMU loads the image's kernel) or "rpi" (the emulated Pi firmware
+# chooses the kernel from the guest's boot partition, as config.txt/tryboot.txt say).
+FIRMWARES = ("direct", "rpi")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class GuestSpec:
     memory_mb: int
     cpus: int
     boot_timeout: int
+    firmware: str = ""  # "rpi": booted by the emulated Raspberry Pi firmware
+    tryboot_timeout: int = 240
 
     @property
     def role(self) -> str:
@@ -187,7 +192,16 @@ def _guest(name: str, groups: tuple[str, ...], hv: dict) -> GuestSpec:
         memory_mb=_int_field(name, hv, "simlab_memory_mb", 1024),
         cpus=_int_field(name, hv, "simlab_cpus", 2),
         boot_timeout=_int_field(name, hv, "simlab_boot_timeout", 300),
+        firmware=_firmware(name, groups, hv),
+        tryboot_timeout=_int_field(name, hv, "simlab_tryboot_timeout", 240),
     )
+
+
+def _firmware(name: str, groups: tuple[str, ...], hv: dict) -> str:
+    firmware = str(hv.get("simlab_firmware", "rpi" if "rpi" in groups else "direct"))
+    if firmware not in FIRMWARES:
+        raise SimlabError(f"host {name}: simlab_firmware={firmware!r}; choose one of {sorted(FIRMWARES)}")
+    return "" if firmware == "direct" else firmware
 
 
 def _bmc(name: str, groups: tuple[str, ...], hv: dict) -> BmcSpec:

@@ -9,6 +9,7 @@ started are recorded by PID in the lab's state file; `down` stops exactly those 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -21,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from simlab import bmc, image, inventory, paths, tools
+from simlab import bmc, image, inventory, paths, rpi_firmware, tools
 from simlab.errors import SimlabError
 from simlab.guest import GuestRun, console_tail, process_alive, process_cmdline
 from simlab.inventory import GuestSpec, LabSpec
@@ -122,24 +123,27 @@ class Lab:
 
     def reboot(self, host: str, timeout: float | None = None) -> float:
         """Reboot a guest and wait until it answers SSH again; return the seconds it took."""
-        spec = self.spec.guests[host]
-        run = self._guest_run(host)
-        before = run.ssh("cat /proc/sys/kernel/random/boot_id").stdout.strip()
+        before = self.ssh(host, "cat /proc/sys/kernel/random/boot_id").stdout
         started = time.monotonic()
-        run.ssh("systemctl reboot", check=False, timeout=30)
-        deadline = started + (timeout or spec.boot_timeout)
+        self.ssh(host, "systemctl reboot", check=False, timeout=30)
+        self.wait_reboot(host, before, timeout)
+        return time.monotonic() - started
+
+    def wait_reboot(self, host: str, boot_id: str, timeout: float | None = None) -> None:
+        """Wait until host answers SSH from a boot other than boot_id (its old boot_id)."""
+        run = self._guest_run(host)
+        timeout = timeout or self.spec.guests[host].boot_timeout
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 proc = run.ssh("cat /proc/sys/kernel/random/boot_id", check=False, timeout=30)
             except SimlabError:  # sshd half up or half down: try again
                 continue
-            if proc.returncode == 0 and proc.stdout.strip() not in ("", before):
-                return time.monotonic() - started
+            if proc.returncode == 0 and proc.stdout.strip() not in ("", boot_id.strip()):
+                return
             time.sleep(2)
-        raise SimlabError(
-            f"{host} did not come back from a reboot within {timeout or spec.boot_timeout} s:\n"
-            f"{console_tail(run.console_log)}"
-        )
+        tail = console_tail(run.console_log)
+        raise SimlabError(f"{host} did not come back from a reboot within {timeout} s:\n{tail}")
 
     # Starting --------------------------------------------------------------------------------
     def _start(self, missing: list[str], state: dict, cold: bool) -> dict[str, float]:
@@ -194,14 +198,17 @@ class Lab:
     def _start_guest(self, spec: GuestSpec, img: image.Image, templates: dict, state: dict) -> float:
         run = self._guest_run(spec.name)
         started = time.monotonic()
-        template = templates.get((spec.memory_mb, spec.cpus))
-        if template:
-            pid = run.start(img, template / "disk.qcow2", incoming=template / "memory.state")
+        template = templates.get(_shape(spec))
+        incoming = template / "memory.state" if template else None
+        if spec.firmware == "rpi":
+            boot_disk = template / "boot.img" if template else self._stock_boot(img)
+            run.prepare_disks(template / "disk.qcow2" if template else img.disk, bool(template), boot_disk)
+            pid, marker = self._start_firmware(spec, run, img, incoming), f"simlab.rpi_firmware {run.directory}"
+        elif template:
+            pid, marker = run.start(img, template / "disk.qcow2", incoming=incoming), f"labkit-{spec.name}"
         else:
-            pid = run.start(img, img.disk)
-        self._record(
-            state, spec.name, {"kind": "guest", "pid": pid, "port": spec.port, "marker": f"labkit-{spec.name}"}
-        )
+            pid, marker = run.start(img, img.disk), f"labkit-{spec.name}"
+        self._record(state, spec.name, {"kind": "guest", "pid": pid, "port": spec.port, "marker": marker})
         if template:
             run.resume_incoming(template / "memory.state")
         seconds = run.wait_ssh(spec.boot_timeout, pid)
@@ -209,6 +216,44 @@ class Lab:
         took = time.monotonic() - started
         self.log(f"{spec.name}: up in {took:.1f}s (ssh 127.0.0.1:{spec.port}, lab {spec.lab_address})")
         return max(took, seconds)
+
+    def _stock_boot(self, img: image.Image) -> Path:
+        return rpi_firmware.ensure_stock_boot_image(img.directory, img.kernel, img.initrd, image.KERNEL_APPEND)
+
+    def _start_firmware(self, spec: GuestSpec, run: GuestRun, img: image.Image, incoming: Path | None) -> int:
+        """Start the emulated Pi firmware, which runs (and re-runs at each reboot) the guest's QEMU."""
+        config = run.directory / "firmware.json"
+        guest = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(run).items()}
+        config.write_text(
+            json.dumps(
+                {
+                    "guest": guest,
+                    "image_dir": str(img.directory),
+                    "kernel_release": img.kernel_release,
+                    "incoming": str(incoming) if incoming else None,
+                    "tryboot_timeout": spec.tryboot_timeout,
+                },
+                indent=2,
+            )
+        )
+        with open(run.directory / "firmware.out", "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "simlab.rpi_firmware", str(config)],
+                cwd=str(Path(__file__).resolve().parent.parent),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 30
+        while not run.qmp_socket.exists():  # QEMU is up once its control socket is
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SimlabError(
+                    f"{spec.name}: the emulated Pi firmware did not start QEMU; see {run.directory}/firmware.log "
+                    f"and qemu.log:\n{console_tail(run.directory / 'qemu.log')}"
+                )
+            time.sleep(0.05)
+        return proc.pid
 
     def _personalize(self, spec: GuestSpec, run: GuestRun) -> None:
         """Give a guest its identity: name, lab address and MAC (a restored state has the template's)."""
@@ -234,15 +279,27 @@ class Lab:
                 "echo 'eth1 did not get its lab address' >&2; ip addr show dev eth1 >&2; exit 1",
             ]
         )
+        if spec.firmware == "rpi":  # the boot partition, where Raspberry Pi OS (Bookworm) mounts it
+            mount = "/dev/vdb /boot/firmware vfat defaults,nofail 0 2"
+            script = "\n".join(
+                [
+                    "set -e",
+                    "mkdir -p /boot/firmware",
+                    f"grep -q ' /boot/firmware ' /etc/fstab || echo '{mount}' >> /etc/fstab",
+                    "mountpoint -q /boot/firmware || mount /boot/firmware",
+                    script,
+                ]
+            )
         run.ssh(script, timeout=120)
 
     def _templates(self, img: image.Image, guests: list[GuestSpec]) -> dict:
-        shapes = sorted({(g.memory_mb, g.cpus) for g in guests})
+        shapes = sorted({_shape(g) for g in guests})
         return {shape: self._ensure_template(img, *shape) for shape in shapes}
 
-    def _ensure_template(self, img: image.Image, memory_mb: int, cpus: int) -> Path:
+    def _ensure_template(self, img: image.Image, memory_mb: int, cpus: int, firmware: str) -> Path:
         """A guest booted once and saved while running; restoring it skips the whole boot."""
-        directory = img.directory / "templates" / f"m{memory_mb}-c{cpus}-q{_qemu_version()}"
+        suffix = f"-{firmware}" if firmware else ""
+        directory = img.directory / "templates" / f"m{memory_mb}-c{cpus}-q{_qemu_version()}{suffix}"
         if (directory / "memory.state").exists() and (directory / "disk.qcow2").exists():
             return directory
         shutil.rmtree(directory, ignore_errors=True)
@@ -255,10 +312,12 @@ class Lab:
             mac="52:54:00:00:00:01",
             memory_mb=memory_mb,
             cpus=cpus,
+            firmware=firmware,
         )
-        self.log(f"booting the template guest once ({memory_mb} MB, {cpus} CPUs; about 1-2 minutes)")
+        self.log(f"booting the template guest once ({memory_mb} MB, {cpus} CPUs{suffix}; about 1-2 minutes)")
         started = time.monotonic()
-        pid = run.start(img, img.disk)
+        # A sim Pi's template carries a pristine copy of the stock boot partition.
+        pid = run.start(img, img.disk, boot_disk=self._stock_boot(img) if firmware == "rpi" else None)
         try:
             run.wait_ssh(600, pid)
             # Save a settled system: everything that starts at boot has started.
@@ -287,6 +346,7 @@ class Lab:
             mac=spec.mac,
             memory_mb=spec.memory_mb,
             cpus=spec.cpus,
+            firmware=spec.firmware,
         )
 
     def _switch_socket(self) -> Path:
@@ -346,6 +406,11 @@ class Lab:
         with open(self.directory / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
+
+
+def _shape(guest: GuestSpec) -> tuple[int, int, str]:
+    """Guests of one shape restore from one saved template."""
+    return (guest.memory_mb, guest.cpus, guest.firmware)
 
 
 def _is_ours(proc: dict) -> bool:
