@@ -413,10 +413,9 @@ class IdracPower:
                 self.timeout_error(OFF, self.params["shutdown_timeout"], "graceful shutdown")
             self.fallback = f"graceful shutdown did not finish in {self.params['shutdown_timeout']} s; forced off"
             self.send("ForceOff")
+        what = f"after {step.reset_type}" + (" (answered 409 already in state)" if answer == "already" else "")
         if not self.wait_for(step.expect, self.params["wait_timeout"]):
-            self.timeout_error(step.expect, self.params["wait_timeout"], f"after {step.reset_type}")
-        if answer == "already" and step.expect != self.last_state:
-            self.timeout_error(step.expect, self.params["wait_timeout"], f"{step.reset_type} answered 409")
+            self.timeout_error(step.expect, self.params["wait_timeout"], what)
 
     # -- boot override ------------------------------------------------------------------------
     def boot_change_needed(self, current):
