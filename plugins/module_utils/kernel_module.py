@@ -18,6 +18,8 @@ import re
 MODULES_ROOT = "/lib/modules"
 SYS_MODULE = "/sys/module"
 PROC_MODULES = "/proc/modules"
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+PROC_STAT = "/proc/stat"
 
 # Fields modinfo may print more than once.
 MULTI_FIELDS = frozenset(("alias", "parm", "firmware", "import_ns", "softdep", "sig_hashalgo"))
@@ -38,6 +40,14 @@ def name_from_path(path):
             base = base[: -len(suffix)]
             break
     return normalize_name(base)
+
+
+def installed_file_name(name, path):
+    """File name for installing the module `name` from `path`: modprobe finds a module by its file name,
+    so a build copied as lkf-rev2.ko must be installed as labkit_fixture.ko (compression suffix kept)."""
+    base = os.path.basename(path)
+    suffix = next((s for s in sorted(KO_SUFFIXES, key=len, reverse=True) if base.endswith(s)), ".ko")
+    return normalize_name(name) + suffix
 
 
 _MODINFO_LINE = re.compile(r"^([A-Za-z0-9_.-]+):(?:\s+|$)(.*)$")
@@ -110,7 +120,10 @@ def parse_modules_builtin(text):
 
 
 def parse_proc_modules(text):
-    """/proc/modules -> {name: {'size', 'refcount', 'holders', 'state'}}."""
+    """/proc/modules -> {name: {'size', 'refcount', 'holders', 'state', 'address'}}.
+
+    'address' is where the module sits in memory (zeros when kptr_restrict hides it from the reader).
+    """
     loaded = {}
     for line in text.splitlines():
         fields = line.split()
@@ -118,8 +131,119 @@ def parse_proc_modules(text):
             continue
         holders = [h for h in fields[3].strip(",").split(",") if h and h != "-"]
         refcount = int(fields[2]) if fields[2].isdigit() else 0
-        loaded[fields[0]] = {"size": fields[1], "refcount": refcount, "holders": holders, "state": fields[4]}
+        loaded[fields[0]] = {
+            "size": fields[1],
+            "refcount": refcount,
+            "holders": holders,
+            "state": fields[4],
+            "address": fields[5] if len(fields) > 5 else "",
+        }
     return loaded
+
+
+def parse_boot_time(proc_stat):
+    """Seconds since the epoch at which the kernel booted ('btime' of /proc/stat), or None."""
+    for line in (proc_stat or "").splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0] == "btime" and fields[1].isdigit():
+            return int(fields[1])
+    return None
+
+
+def load_identity(entry, boot_id):
+    """What tells one load of a module from the next: the boot, and its size and address in /proc/modules.
+
+    A module unloaded and loaded again (by anyone) almost always lands at another address, so a record
+    made at load time stops matching. When the address is hidden (kptr_restrict), size and boot remain.
+    """
+    entry = entry or {}
+    return {"boot_id": (boot_id or "").strip(), "size": entry.get("size", ""), "address": entry.get("address", "")}
+
+
+def _split_options(text):
+    """Split a modprobe options string on whitespace outside double quotes (as the kernel parses them)."""
+    words, current, quoted = [], "", False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+            current += char
+        elif char.isspace() and not quoted:
+            if current:
+                words.append(current)
+            current = ""
+        else:
+            current += char
+    if current:
+        words.append(current)
+    return words
+
+
+def parse_options(text, name):
+    """The parameters that 'options <name> k=v ...' lines of a modprobe.d file give module name.
+
+    Values are returned as the kernel would store them (quotes removed); a later line wins.
+    """
+    params = {}
+    name = normalize_name(name)
+    for line in (text or "").splitlines():
+        words = [] if line.lstrip().startswith("#") else _split_options(line)
+        if len(words) < 3 or words[0] != "options" or normalize_name(words[1]) != name:
+            continue
+        for word in words[2:]:
+            key, _sep, value = word.partition("=")
+            params[key] = _unquote(value)
+    return params
+
+
+def config_order(listing):
+    """The modprobe.d files in the order libkmod reads them.
+
+    listing: [(directory, [file names])] in precedence order (/etc/modprobe.d first). Files ending in
+    .conf are sorted by name across all directories; of two files with the same name, the one in the
+    earlier directory is read and the other ignored.
+    """
+    chosen = {}
+    for directory, names in listing:
+        for name in names:
+            if name.endswith(".conf") and name not in chosen:
+                chosen[name] = os.path.join(directory, name)
+    return [chosen[name] for name in sorted(chosen)]
+
+
+def effective_options(configs, name):
+    """What a `modprobe name` applies from modprobe.d: ({param: value}, {param: file that set it}).
+
+    configs: [(path, text)] in config_order. modprobe passes every matching options line in that order,
+    and the kernel keeps the last value of a parameter, so a later file wins (systemd's
+    /usr/lib/modprobe.d/systemd.conf, with `options dummy numdummies=0`, beats /etc/modprobe.d/dummy.conf).
+    """
+    values, sources = {}, {}
+    for path, text in configs:
+        for key, value in parse_options(text, name).items():
+            values[key] = value
+            sources[key] = path
+    return values, sources
+
+
+def recorded_value(value):
+    """A requested parameter value as kmod records it: the text the kernel parses, without quotes."""
+    return _unquote(format_param_value(value))
+
+
+def known_params(sysfs, recorded, boot_options):
+    """Best known value of each parameter and where it comes from.
+
+    sysfs (what /sys/module/<m>/parameters shows) wins; then the values kmod recorded when it loaded this
+    instance of the module; then the options of kmod's own modprobe.d file when that file was in place
+    before boot. Returns ({name: value}, {name: 'sysfs' | 'recorded' | 'modprobe.d'}).
+    """
+    values, sources = {}, {}
+    for source, layer in (("modprobe.d", boot_options), ("recorded", recorded), ("sysfs", sysfs)):
+        for key, value in (layer or {}).items():
+            if value is not None:
+                values[key] = value
+                sources[key] = source
+    return values, sources
 
 
 def format_param_value(value):

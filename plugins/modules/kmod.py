@@ -53,8 +53,14 @@ options:
     description:
       - Module parameters as a dictionary. Booleans become C(1)/C(0), lists become comma-separated arrays,
         values with spaces are passed quoted.
-      - Compared with the live values in C(/sys/module/<name>/parameters/) when the module is already loaded;
-        see O(reload).
+      - Compared with the values of the loaded module when it is already loaded; see O(reload). A value comes from
+        C(/sys/module/<name>/parameters/) when the module shows it there. Many modules hide some parameters
+        (declared with permissions C(0), such as C(numdummies) of C(dummy)); for those the module uses what it
+        recorded in C(/run/labkit/kmod/<name>.json) when it loaded this very instance of the module, else the
+        C(options) that C(modprobe) applies (its own C(/etc/modprobe.d/zz-<name>.conf) and the other modprobe.d files)
+        when those files were in place before the last boot (O(persistent=present)).
+        A parameter known none of these ways is listed in RV(unverified_params) with a
+        warning and does not cause a reload.
       - Parameters the module does not have are refused. For a built-in module the parameters cannot be changed
         at run time; they are accepted only when they already hold these values.
     type: dict
@@ -67,7 +73,8 @@ options:
     default: false
   install:
     description:
-      - Copy O(path) to C(/lib/modules/<running release>/<install_dir>/) and run C(depmod) when that file changed,
+      - Copy O(path) to C(/lib/modules/<running release>/<install_dir>/<name>.ko) (named after the module, whatever
+        the name of O(path), since C(modprobe) finds modules by file name) and run C(depmod) when that file changed,
         then load the module by name with C(modprobe) (which resolves its dependencies).
       - Needed for O(persistent=present) of a module that is not part of the kernel's module tree.
     type: bool
@@ -81,8 +88,13 @@ options:
   persistent:
     description:
       - V(present) writes C(/etc/modules-load.d/<name>.conf) (load at boot) and, when O(params) is given,
-        C(/etc/modprobe.d/<name>.conf) with an C(options) line (an empty O(params) removes that file).
-      - V(absent) removes those two files.
+        C(/etc/modprobe.d/zz-<name>.conf) with an C(options) line (an empty O(params) removes that file).
+      - The options file is named C(zz-<name>.conf) because C(modprobe) applies the options lines of all modprobe.d
+        files in file name order and the last value of a parameter wins; systemd's C(/usr/lib/modprobe.d/systemd.conf)
+        sets C(numdummies=0) for C(dummy), C(numifbs=0) for C(ifb) and C(max_bonds=0) for C(bonding), which would beat
+        a C(<name>.conf). A warning names any file that is still read later and sets one of O(params).
+        An options file C(<name>.conf) written by an earlier version of this module is removed.
+      - V(absent) removes those files.
       - V(disabled) leaves persistence alone (the default, as in community.general.modprobe).
       - Only files that carry this module's marker line are changed or removed; a file of the same name written
         by someone else is overwritten by V(present) (with a warning) and left in place by V(absent) (with a warning).
@@ -101,7 +113,13 @@ options:
 notes:
   - A module compiled without C(MODULE_VERSION) has no C(srcversion) unless the kernel sets
     C(CONFIG_MODULE_SRCVERSION_ALL) (Debian does not); then only the parameters can be compared.
-  - Parameters that C(/sys/module/<name>/parameters/) does not show (mode 0) cannot be compared; a warning says so.
+  - Parameters that C(/sys/module/<name>/parameters/) does not show (mode 0) are compared with what the module
+    recorded when it loaded the module (C(/run/labkit/kmod/<name>.json): on tmpfs, so gone at reboot with the loaded
+    module; a record stops counting once the module is unloaded or loaded again by anyone, which the module tells
+    by its address and size in C(/proc/modules) and the boot id), else with the options of its own
+    C(/etc/modprobe.d/zz-<name>.conf) and the other modprobe.d files when they predate the boot (any C(modprobe)
+    since then applied them).
+    Otherwise they are reported in RV(unverified_params) with a warning, not reloaded on every run.
 requirements:
   - kmod (C(modprobe), C(insmod), C(rmmod), C(modinfo), C(depmod))
 seealso:
@@ -170,10 +188,20 @@ filename:
   sample: /lib/modules/6.1.0-50-amd64/updates/labkit_fixture.ko
 params:
   description:
-    - Live parameter values from C(/sys/module/<name>/parameters/) after the task (requested values in check mode).
+    - Known parameter values of the module after the task (requested values in check mode): what
+      C(/sys/module/<name>/parameters/) shows, plus hidden parameters whose values are known from the module's
+      own load record or boot-time options file (see O(params)). Empty when the module is not loaded.
   returned: always
   type: dict
   sample: {numdummies: '3'}
+unverified_params:
+  description:
+    - Requested parameters of the loaded module whose values could not be known (see O(params)), so they were
+      neither compared nor a reason to reload.
+  returned: always
+  type: list
+  elements: str
+  sample: [numdummies]
 reloaded:
   description: Whether the module was (or in check mode would be) unloaded and loaded again.
   returned: always
@@ -195,7 +223,7 @@ files:
   returned: always
   type: list
   elements: str
-  sample: [/etc/modules-load.d/dummy.conf, /etc/modprobe.d/dummy.conf]
+  sample: [/etc/modules-load.d/dummy.conf, /etc/modprobe.d/zz-dummy.conf]
 commands:
   description: Commands the task ran to change the kernel (none in check mode).
   returned: always
@@ -204,6 +232,7 @@ commands:
   sample: [[/usr/sbin/modprobe, -r, dummy], [/usr/sbin/modprobe, dummy, numdummies=3]]
 """
 
+import json
 import os
 import time
 
@@ -213,6 +242,10 @@ from ansible_collections.labkit.cluster.plugins.module_utils import kernel_modul
 
 MODULES_LOAD_D = "/etc/modules-load.d"
 MODPROBE_D = "/etc/modprobe.d"
+# Where else modprobe reads options, after MODPROBE_D (libkmod's search path).
+SYSTEM_MODPROBE_DIRS = ("/run/modprobe.d", "/usr/local/lib/modprobe.d", "/usr/lib/modprobe.d", "/lib/modprobe.d")
+# What kmod passed when it loaded a module, per load; tmpfs, so it goes away at reboot with the module.
+STATE_DIR = "/run/labkit/kmod"
 MARKER = "# Managed by labkit.cluster.kmod: edits are replaced on the next run."
 
 
@@ -232,6 +265,7 @@ class KernelModule:
         self.file_info = {}
         self.name = None
         self.path = self.params["path"]
+        self.unverified = []
 
     # ---- commands and facts -------------------------------------------------------------
     def run(self, args, fail_msg=None, check_rc=True):
@@ -284,6 +318,93 @@ class KernelModule:
             value = self.live_param(key)
             if value is not None:
                 values[key] = value
+        return values
+
+    # ---- parameters the kernel does not show ---------------------------------------------
+    def record_path(self):
+        return os.path.join(STATE_DIR, "%s.json" % self.name)
+
+    def identity(self):
+        entry = self.loaded_modules().get(self.name)
+        return km.load_identity(entry, atomic_file.read_text(km.BOOT_ID)) if entry else None
+
+    def read_record(self):
+        """What kmod recorded when it loaded the instance of the module that is loaded now, else None."""
+        try:
+            record = json.loads(atomic_file.read_text(self.record_path()) or "null")
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or record.get("identity") != self.identity():
+            return None  # loaded again since (by someone else), or never by kmod
+        return record
+
+    def options_file(self):
+        # "zz-" so that it is read after the distribution's files: modprobe applies every options line in file
+        # name order and the last value wins, and systemd's systemd.conf sets numdummies=0 / numifbs=0 / max_bonds=0.
+        return os.path.join(MODPROBE_D, "zz-%s.conf" % self.name)
+
+    def modprobe_configs(self, replace=None):
+        """[(path, text)] of the modprobe.d files in the order modprobe reads them; replace: {path: text or None}."""
+        listing = []
+        for directory in (MODPROBE_D, *SYSTEM_MODPROBE_DIRS):
+            try:
+                listing.append((directory, os.listdir(directory)))
+            except OSError:
+                continue
+        replace = replace or {}
+        extra = [(os.path.dirname(path), [os.path.basename(path)]) for path in replace if replace[path] is not None]
+        configs = []
+        for path in km.config_order(extra + listing):
+            text = replace[path] if path in replace else atomic_file.read_text(path)
+            if text is not None:
+                configs.append((path, text))
+        return configs
+
+    def write_record(self, via):
+        identity = self.identity()
+        if identity is None:
+            return
+        # modprobe applies the modprobe.d options first and the command line after them (which wins)
+        params = km.effective_options(self.modprobe_configs(), self.name)[0] if via == "modprobe" else {}
+        params.update({key: km.recorded_value(value) for key, value in (self.params["params"] or {}).items()})
+        record = {"identity": identity, "via": via, "path": self.path if via == "insmod" else "", "params": params}
+        try:
+            atomic_file.atomic_write(self.record_path(), json.dumps(record, sort_keys=True) + "\n")
+        except OSError as exc:
+            self.warnings.append(
+                "could not record the parameters %s was loaded with in %s (%s): hidden parameters will be "
+                "reported as unverifiable" % (self.name, STATE_DIR, exc)
+            )
+
+    def remove_record(self):
+        try:
+            atomic_file.remove(self.record_path())
+        except OSError:
+            pass
+
+    def boot_options(self):
+        """The modprobe.d options of the module if kmod's own options file and every file that gives this module
+        options were in place at boot, so every modprobe of this boot applied them; else {}."""
+        text = atomic_file.read_text(self.options_file())
+        if not text or MARKER not in text:
+            return {}
+        booted = km.parse_boot_time(atomic_file.read_text(km.PROC_STAT))
+        values, sources = km.effective_options(self.modprobe_configs(), self.name)
+        for path in set(sources.values()) | {self.options_file()}:
+            try:
+                written = os.stat(path).st_mtime
+            except OSError:
+                return {}
+            if booted is None or written > booted:
+                return {}
+        return values
+
+    def current_params(self):
+        """Known parameter values of the loaded module: sysfs, else what kmod recorded, else boot-time options."""
+        record = self.read_record()
+        recorded = record.get("params", {}) if record else {}
+        boot = self.boot_options() if record is None or record.get("via") == "modprobe" else {}
+        values, _sources = km.known_params(self.live_params(), recorded, boot)
         return values
 
     def kernel_vermagic(self):
@@ -340,7 +461,7 @@ class KernelModule:
 
     def plan_install(self):
         dest_dir = os.path.join(self.modules_dir, self.params["install_dir"].strip("/"))
-        dest = os.path.join(dest_dir, os.path.basename(self.path))
+        dest = os.path.join(dest_dir, km.installed_file_name(self.name, self.path))
         same = atomic_file.read_bytes(dest) == atomic_file.read_bytes(self.path)
         rel = os.path.relpath(dest, self.modules_dir)
         dep = atomic_file.read_text(os.path.join(self.modules_dir, "modules.dep")) or ""
@@ -367,14 +488,17 @@ class KernelModule:
             reasons.append("srcversion")
         wanted = self.params["params"]
         if wanted:
-            current = {key: self.live_param(key) for key in wanted}
-            differ, unknown = km.params_differences(wanted, current)
+            known = self.current_params()
+            differ, unknown = km.params_differences(wanted, {key: known.get(key) for key in wanted})
             if differ:
                 reasons.append("params: %s" % ", ".join(differ))
             if unknown:
+                self.unverified = unknown
                 self.warnings.append(
-                    "parameters %s of %s are not readable in %s, so they were not compared"
-                    % (", ".join(unknown), self.name, self.sys_path("parameters"))
+                    "%s: the values of parameters %s are unknown (not shown in %s, and the module was not loaded by "
+                    "labkit.cluster.kmod in this boot nor with its modprobe.d options), so they were not compared and "
+                    "did not cause a reload; to have them known, unload the module (state: absent) and load it with "
+                    "this task once" % (self.name, ", ".join(unknown), self.sys_path("parameters"))
                 )
         return reasons
 
@@ -404,6 +528,7 @@ class KernelModule:
             if holders:
                 msg += " (used by: %s)" % ", ".join(holders)
             self.module.fail_json(msg=msg, rc=rc, stdout=out, stderr=err, cmd=args, commands=self.commands)
+        self.remove_record()
 
     def load(self, from_file):
         if self.module.check_mode:
@@ -432,14 +557,19 @@ class KernelModule:
             if os.path.isdir(self.sys_path()):
                 break
             time.sleep(0.05)
+        self.write_record("insmod" if from_file else "modprobe")
 
     def persistence(self, builtin):
         mode = self.params["persistent"]
         if mode == "disabled":
             return
         load_file = os.path.join(MODULES_LOAD_D, "%s.conf" % self.name)
-        opts_file = os.path.join(MODPROBE_D, "%s.conf" % self.name)
+        opts_file = self.options_file()
         wanted = {}
+        # an options file of kmod before it was named zz-<name>.conf: removed when it is ours
+        legacy = os.path.join(MODPROBE_D, "%s.conf" % self.name)
+        if MARKER in (atomic_file.read_text(legacy) or ""):
+            wanted[legacy] = None
         if mode == "present":
             if builtin:
                 self.warnings.append(
@@ -474,6 +604,19 @@ class KernelModule:
             self.diffs.append(change.diff())
             if not self.module.check_mode:
                 change.apply()
+        if mode == "present" and self.params["params"]:
+            self.check_options_win(opts_file, wanted.get(opts_file))
+
+    def check_options_win(self, opts_file, content):
+        """Warn when another modprobe.d file, read after ours, sets one of the parameters (it would win at boot)."""
+        values, sources = km.effective_options(self.modprobe_configs({opts_file: content}), self.name)
+        for key in sorted(self.params["params"]):
+            if sources.get(key) not in (None, opts_file):
+                self.warnings.append(
+                    "%s sets %s=%s for %s and is read after %s, so it wins when the module is loaded at boot: "
+                    "remove that line, or rename that file so it sorts before %s"
+                    % (sources[key], key, values[key], self.name, opts_file, os.path.basename(opts_file))
+                )
 
     # ---- the task ---------------------------------------------------------------------------
     def apply(self):
@@ -540,7 +683,8 @@ class KernelModule:
         action, warning = km.decide(state, loaded, builtin, p["reload"], reasons)
         if warning:
             self.warnings.append("%s: %s" % (self.name, warning))
-        before = self.describe(loaded or builtin, self.live_srcversion(), self.live_params())
+        known_before = self.current_params() if loaded or builtin else {}
+        before = self.describe(loaded or builtin, self.live_srcversion(), known_before)
         if action in ("unload", "reload"):
             holders = self.loaded_modules().get(self.name, {}).get("holders", [])
             self.unload(holders)
@@ -558,13 +702,13 @@ class KernelModule:
                 if action in ("load", "reload")
                 else (self.live_srcversion() if after_loaded else "")
             )
-            after_params = dict(self.live_params()) if action == "none" else {}
+            after_params = dict(self.current_params()) if action == "none" and (loaded or builtin) else {}
             if after_loaded:
                 after_params.update({k: km.format_param_value(v).strip('"') for k, v in (p["params"] or {}).items()})
         else:
             after_loaded = builtin or self.name in self.loaded_modules()
             after_src = self.live_srcversion()
-            after_params = self.live_params()
+            after_params = self.current_params() if after_loaded else {}
             if state == "present" and not after_loaded:
                 self.module.fail_json(msg="%s did not stay loaded; see dmesg" % self.name, commands=self.commands)
         after = self.describe(after_loaded, after_src, after_params)
@@ -590,6 +734,7 @@ class KernelModule:
             params=after_params,
             reloaded=action == "reload",
             reload_reasons=reasons,
+            unverified_params=self.unverified,
             installed=installed,
             files=self.files,
             commands=self.commands,

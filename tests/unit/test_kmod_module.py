@@ -12,6 +12,7 @@ import shlex
 
 import pytest
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.labkit.cluster.plugins.module_utils import kernel_module as km
 from ansible_collections.labkit.cluster.plugins.modules import kmod
@@ -36,11 +37,22 @@ class FakeKernel:
         self.files = {}  # name or path -> modinfo dict (srcversion, params defaults)
         self.loaded = {}  # name -> {"params": {}, "srcversion": str, "holders": []}
         self.calls = []
-        self.add_file("dummy", "kernel/drivers/net/dummy.ko", {"numdummies": "0"}, srcversion="")
+        self.loads = 0  # each load lands at another address, as in the kernel
+        self.boot_id = root / "boot_id"
+        self.boot_id.write_text("11111111-2222-3333-4444-555555555555\n")
+        self.stat = root / "proc_stat"
+        self.stat.write_text("cpu  1 2 3\nbtime 1700000000\nprocesses 42\n")
+        # as systemd ships it: without kmod's zz- name, /etc/modprobe.d/dummy.conf would lose to this file
+        self.lib_modprobe = root / "usr_lib_modprobe.d"
+        self.lib_modprobe.mkdir()
+        (self.lib_modprobe / "systemd.conf").write_text("options dummy numdummies=0\n")
+        os.utime(self.lib_modprobe / "systemd.conf", (1600000000, 1600000000))
+        # dummy declares module_param(numdummies, int, 0): not shown under /sys/module/dummy/parameters
+        self.add_file("dummy", "kernel/drivers/net/dummy.ko", {"numdummies": "1"}, srcversion="", hidden={"numdummies"})
         self.builtin_params = {"loop": {"max_loop": "8"}}
         self.write_sys()
 
-    def add_file(self, name, rel, params, *, srcversion="AAA", vermagic=VERMAGIC, depends=""):
+    def add_file(self, name, rel, params, *, srcversion="AAA", vermagic=VERMAGIC, depends="", hidden=()):
         self.files[name] = {
             "filename": str(self.modules_dir / rel),
             "params": params,
@@ -48,6 +60,7 @@ class FakeKernel:
             "vermagic": vermagic,
             "depends": depends,
             "name": name,
+            "hidden": set(hidden),
         }
 
     def add_ko(self, path, name, params, srcversion, *, vermagic=VERMAGIC, depends=""):
@@ -76,7 +89,7 @@ class FakeKernel:
     def write_sys(self):
         self.proc.write_text(
             "".join(
-                f"{n} 16384 {len(m['holders'])} {','.join(m['holders']) or '-'} Live 0x0\n"
+                f"{n} 16384 {len(m['holders'])} {','.join(m['holders']) or '-'} Live {m['address']}\n"
                 for n, m in self.loaded.items()
             )
         )
@@ -88,7 +101,8 @@ class FakeKernel:
             pdir = self.sys / name / "parameters"
             pdir.mkdir(parents=True)
             for key, value in mod["params"].items():
-                (pdir / key).write_text(f"{value}\n")
+                if key not in mod.get("hidden", ()):
+                    (pdir / key).write_text(f"{value}\n")
             if mod.get("srcversion"):
                 (self.sys / name / "srcversion").write_text(mod["srcversion"] + "\n")
 
@@ -100,7 +114,14 @@ class FakeKernel:
         for arg in args:
             key, _sep, value = arg.partition("=")
             params[key] = value.strip('"')
-        self.loaded[name] = {"params": params, "srcversion": info["srcversion"], "holders": []}
+        self.loads += 1
+        self.loaded[name] = {
+            "params": params,
+            "srcversion": info["srcversion"],
+            "holders": [],
+            "hidden": info.get("hidden", set()),
+            "address": f"0xffffffffc{self.loads:07x}",
+        }
         self.write_sys()
         return 0, "", ""
 
@@ -127,12 +148,27 @@ class FakeKernel:
                 return 1, "", f"modprobe: FATAL: Module {rest[0]} not found in directory /lib/modules/{RELEASE}\n"
             if rest[0] in self.loaded:
                 return 0, "", ""
-            return self.insert(info, rest[1:])
+            return self.insert(info, self.config_options(rest[0]) + rest[1:])
         if tool == "insmod":
             return self.insert(self.files[rest[0]], rest[1:])
         if tool == "depmod":
             return 0, "", ""
         raise AssertionError(f"unexpected command {shlex.join(args)}")
+
+    def config_options(self, name):
+        """The options lines of the modprobe.d files for name, in the order modprobe applies them."""
+        dirs = [self.root / "etc" / "modprobe.d", self.lib_modprobe]
+        files = {}
+        for directory in dirs:
+            for conf in sorted(directory.glob("*.conf")) if directory.is_dir() else []:
+                files.setdefault(conf.name, conf)
+        args = []
+        for fname in sorted(files):
+            for line in files[fname].read_text().splitlines():
+                words = line.split()
+                if len(words) > 2 and words[0] == "options" and words[1] == name:
+                    args += words[2:]
+        return args
 
     def changing_calls(self):
         return [c for c in self.calls if os.path.basename(c[0]) != "modinfo"]
@@ -144,8 +180,14 @@ def kernel(tmp_path, monkeypatch):
     monkeypatch.setattr(km, "MODULES_ROOT", str(tmp_path / "lib_modules"))
     monkeypatch.setattr(km, "SYS_MODULE", str(fake.sys))
     monkeypatch.setattr(km, "PROC_MODULES", str(fake.proc))
+    monkeypatch.setattr(km, "BOOT_ID", str(fake.boot_id))
+    # module.warn() collects into a process-wide dict: start each test without earlier tests' warnings
+    monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
+    monkeypatch.setattr(km, "PROC_STAT", str(fake.stat))
+    monkeypatch.setattr(kmod, "STATE_DIR", str(tmp_path / "run" / "labkit" / "kmod"))
     monkeypatch.setattr(kmod, "MODULES_LOAD_D", str(tmp_path / "etc" / "modules-load.d"))
     monkeypatch.setattr(kmod, "MODPROBE_D", str(tmp_path / "etc" / "modprobe.d"))
+    monkeypatch.setattr(kmod, "SYSTEM_MODPROBE_DIRS", (str(fake.lib_modprobe),))
     monkeypatch.setattr(AnsibleModule, "run_command", lambda self, args, **kw: fake.run_command(args, **kw))
     monkeypatch.setattr(AnsibleModule, "get_bin_path", lambda self, name, **kw: f"/usr/sbin/{name}")
     return fake
@@ -290,18 +332,18 @@ def test_persistent_present_then_absent_touches_only_own_files(kernel, capsys):
     res = run({"name": "dummy", "params": {"numdummies": 2}, "persistent": "present"}, capsys, diff=True)
     assert res["changed"]
     load = (etc / "modules-load.d" / "dummy.conf").read_text()
-    opts = (etc / "modprobe.d" / "dummy.conf").read_text()
+    opts = (etc / "modprobe.d" / "zz-dummy.conf").read_text()
     assert load.splitlines()[-1] == "dummy" and load.startswith("# Managed by labkit.cluster.kmod")
     assert opts.splitlines()[-1] == "options dummy numdummies=2"
     assert sorted(res["files"]) == sorted(
-        [str(etc / "modules-load.d" / "dummy.conf"), str(etc / "modprobe.d" / "dummy.conf")]
+        [str(etc / "modules-load.d" / "dummy.conf"), str(etc / "modprobe.d" / "zz-dummy.conf")]
     )
     assert run({"name": "dummy", "params": {"numdummies": 2}, "persistent": "present"}, capsys)["changed"] is False
 
     res = run({"name": "dummy", "state": "absent", "persistent": "absent"}, capsys)
     assert res["changed"] and not res["loaded"]
     assert not (etc / "modules-load.d" / "dummy.conf").exists()
-    assert not (etc / "modprobe.d" / "dummy.conf").exists()
+    assert not (etc / "modprobe.d" / "zz-dummy.conf").exists()
     assert (etc / "modprobe.d" / "blacklist.conf").read_text() == "blacklist dummy\n"
 
 
@@ -331,3 +373,101 @@ def test_absent_when_not_loaded_is_no_change(kernel, capsys):
 def test_install_needs_path(kernel, capsys):
     res = run({"name": "dummy", "install": True}, capsys)
     assert res["failed"] and "needs path" in res["msg"]
+
+
+def load_outside_kmod(kernel, name, **params):
+    """modprobe run by someone else (or at boot): the module is loaded and kmod recorded nothing."""
+    kernel.insert(kernel.files[name], [f"{k}={v}" for k, v in params.items()])
+
+
+def test_hidden_parameter_known_from_the_load_record(kernel, capsys):
+    res = run({"name": "dummy", "params": {"numdummies": 3}}, capsys)
+    assert not (kernel.sys / "dummy" / "parameters" / "numdummies").exists()
+    record = json.loads((kernel.root / "run" / "labkit" / "kmod" / "dummy.json").read_text())
+    assert record["params"] == {"numdummies": "3"} and record["via"] == "modprobe"
+    assert res["params"] == {"numdummies": "3"} and res["unverified_params"] == []
+    res = run({"name": "dummy", "params": {"numdummies": 3}, "reload": True}, capsys)
+    assert res["changed"] is False and res["unverified_params"] == [] and "warnings" not in res
+
+    res = run({"name": "dummy", "state": "absent"}, capsys)
+    assert not (kernel.root / "run" / "labkit" / "kmod" / "dummy.json").exists()
+
+
+def test_hidden_parameter_unknown_is_reported_not_reloaded(kernel, capsys):
+    load_outside_kmod(kernel, "dummy", numdummies=7)
+    for _run in range(2):
+        res = run({"name": "dummy", "params": {"numdummies": 3}, "reload": True}, capsys)
+        assert res["changed"] is False and res["reloaded"] is False and res["commands"] == []
+        assert res["unverified_params"] == ["numdummies"] and res["reload_reasons"] == []
+        assert "numdummies are unknown" in warnings_text(res)
+        assert "numdummies" not in res["params"]
+
+
+def test_record_of_an_earlier_load_does_not_count(kernel, capsys):
+    run({"name": "dummy", "params": {"numdummies": 3}}, capsys)
+    kernel.loaded.pop("dummy")  # rmmod + modprobe by someone else: another load at another address
+    load_outside_kmod(kernel, "dummy", numdummies=5)
+    res = run({"name": "dummy", "params": {"numdummies": 3}, "reload": True}, capsys)
+    assert res["changed"] is False and res["unverified_params"] == ["numdummies"]
+
+    kernel.boot_id.write_text("another boot\n")  # same address by chance, but another boot
+    kernel.loaded.pop("dummy")
+    kernel.loads -= 1
+    load_outside_kmod(kernel, "dummy", numdummies=5)
+    assert run({"name": "dummy", "params": {"numdummies": 3}}, capsys)["unverified_params"] == ["numdummies"]
+
+
+def test_hidden_parameter_from_own_options_file_in_place_at_boot(kernel, capsys):
+    run({"name": "dummy", "params": {"numdummies": 2}, "persistent": "present"}, capsys)
+    opts = kernel.root / "etc" / "modprobe.d" / "zz-dummy.conf"
+    # reboot: the record is gone (tmpfs), the module was loaded at boot with the file's options
+    for entry in (kernel.root / "run").rglob("*.json"):
+        entry.unlink()
+    kernel.boot_id.write_text("the next boot\n")
+    kernel.loaded.pop("dummy")
+    kernel.insert(kernel.files["dummy"], kernel.config_options("dummy"))  # systemd-modules-load at boot
+    assert kernel.loaded["dummy"]["params"]["numdummies"] == "2"  # zz-dummy.conf is read after systemd.conf
+    os.utime(opts, (1699999000, 1699999000))  # written before btime 1700000000
+
+    res = run({"name": "dummy", "params": {"numdummies": 2}, "persistent": "present", "reload": True}, capsys)
+    assert res["changed"] is False and res["params"] == {"numdummies": "2"} and res["unverified_params"] == []
+    res = run({"name": "dummy", "params": {"numdummies": 4}, "reload": True}, capsys)
+    assert res["reloaded"] and res["reload_reasons"] == ["params: numdummies"]
+    assert kernel.loaded["dummy"]["params"]["numdummies"] == "4"
+
+    # a file written after boot says nothing about the module loaded at boot
+    kernel.loaded.pop("dummy")
+    load_outside_kmod(kernel, "dummy")
+    os.utime(opts, (1700000500, 1700000500))
+    res = run({"name": "dummy", "params": {"numdummies": 2}, "reload": True}, capsys)
+    assert res["changed"] is False and res["unverified_params"] == ["numdummies"]
+
+
+def test_install_names_the_copy_after_the_module(kernel, tmp_path, capsys):
+    """modprobe finds modules by file name: a build saved as lkf-rev2.ko is installed as labkit_fixture.ko."""
+    ko = tmp_path / "lkf-rev2.ko"
+    kernel.add_ko(ko, "labkit_fixture", {"level": "1"}, "SRC2")
+    dest = kernel.modules_dir / "updates" / "labkit_fixture.ko"
+    kernel.files["labkit_fixture"] = dict(kernel.files[str(ko)], filename=str(dest))
+    res = run({"path": str(ko), "install": True}, capsys)
+    assert res["installed"] and res["filename"] == str(dest) and dest.read_bytes() == ko.read_bytes()
+    assert not (kernel.modules_dir / "updates" / "lkf-rev2.ko").exists()
+
+
+def test_record_includes_modprobe_d_options_and_old_options_file_goes(kernel, capsys):
+    etc = kernel.root / "etc" / "modprobe.d"
+    etc.mkdir(parents=True)
+    (etc / "dummy.conf").write_text(kmod.MARKER + "\noptions dummy numdummies=7\n")  # an earlier kmod's file
+    res = run({"name": "dummy"}, capsys)
+    # modprobe applied dummy.conf, then systemd.conf (later name): numdummies=0, and kmod knows it
+    assert kernel.loaded["dummy"]["params"]["numdummies"] == "0" and res["params"] == {"numdummies": "0"}
+    res = run({"name": "dummy", "params": {"numdummies": 2}, "persistent": "present", "reload": True}, capsys)
+    assert res["reloaded"] and kernel.loaded["dummy"]["params"]["numdummies"] == "2"
+    assert not (etc / "dummy.conf").exists() and str(etc / "dummy.conf") in res["files"]
+    assert "warnings" not in res
+
+
+def test_warns_when_a_later_options_file_wins(kernel, capsys):
+    (kernel.lib_modprobe / "zzz-site.conf").write_text("options dummy numdummies=9\n")
+    res = run({"name": "dummy", "params": {"numdummies": 2}, "persistent": "present"}, capsys, check=True)
+    assert "zzz-site.conf sets numdummies=9" in warnings_text(res) and "wins" in warnings_text(res)

@@ -200,3 +200,60 @@ def test_explain_failure(stderr, words):
         assert msg is None
     else:
         assert words in msg
+
+
+def test_parse_options_of_one_module_with_quotes():
+    text = (
+        "# Managed by labkit.cluster.kmod\n"
+        'options labkit-fixture tag="two words" ports=10,20\n'
+        "options dummy numdummies=9\n"
+        "options labkit_fixture level=4\n"
+        "# options labkit_fixture level=5\n"
+    )
+    assert km.parse_options(text, "labkit_fixture") == {"tag": "two words", "ports": "10,20", "level": "4"}
+    assert km.parse_options(text, "dummy") == {"numdummies": "9"}
+    assert km.parse_options(None, "dummy") == {}
+
+
+def test_parse_boot_time_and_load_identity():
+    assert km.parse_boot_time("cpu  1 2\nbtime 1700000000\nprocesses 3\n") == 1700000000
+    assert km.parse_boot_time("cpu 1\n") is None
+    entry = km.parse_proc_modules("dummy 16384 0 - Live 0xffffffffc0a1b000\n")["dummy"]
+    assert km.load_identity(entry, "abc\n") == {"boot_id": "abc", "size": "16384", "address": "0xffffffffc0a1b000"}
+
+
+def test_known_params_prefers_sysfs_then_record_then_boot_options():
+    values, sources = km.known_params(
+        {"level": "4", "tag": None}, {"level": "3", "numdummies": "3"}, {"numdummies": "2", "other": "1"}
+    )
+    assert values == {"level": "4", "numdummies": "3", "other": "1"}
+    assert sources == {"level": "sysfs", "numdummies": "recorded", "other": "modprobe.d"}
+    assert km.recorded_value("two words") == "two words" and km.recorded_value([1, 2]) == "1,2"
+    assert km.recorded_value(True) == "1"
+
+
+def test_installed_file_name_follows_the_module_name():
+    assert km.installed_file_name("labkit_fixture", "/root/lkf-rev2.ko") == "labkit_fixture.ko"
+    assert km.installed_file_name("labkit-fixture", "/x/build.ko.xz") == "labkit_fixture.ko.xz"
+    assert km.installed_file_name("dummy", "/x/dummy") == "dummy.ko"
+
+
+def test_config_order_and_effective_options_last_file_wins():
+    listing = [
+        ("/etc/modprobe.d", ["dummy.conf", "systemd.conf", "zz-dummy.conf", "notes.txt"]),
+        ("/usr/lib/modprobe.d", ["systemd.conf", "aliases.conf"]),
+    ]
+    order = km.config_order(listing)
+    assert order == [
+        "/usr/lib/modprobe.d/aliases.conf",
+        "/etc/modprobe.d/dummy.conf",
+        "/etc/modprobe.d/systemd.conf",  # shadows /usr/lib/modprobe.d/systemd.conf
+        "/etc/modprobe.d/zz-dummy.conf",
+    ]
+    configs = [
+        ("/etc/modprobe.d/dummy.conf", "options dummy numdummies=2\n"),
+        ("/usr/lib/modprobe.d/systemd.conf", "options dummy numdummies=0\noptions ifb numifbs=0\n"),
+    ]
+    assert km.effective_options(configs, "dummy") == ({"numdummies": "0"}, {"numdummies": configs[1][0]})
+    configs.append(("/etc/modprobe.d/zz-dummy.conf", "options dummy numdummies=3\n"))
+    assert km.effective_options(configs, "dummy")[0] == {"numdummies": "3"}

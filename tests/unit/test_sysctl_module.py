@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.labkit.cluster.plugins.module_utils import sysctl_file as sf
 from ansible_collections.labkit.cluster.plugins.modules import sysctl
@@ -21,6 +22,8 @@ def proc(tmp_path, monkeypatch):
     (root / "net" / "ipv4" / "tcp_rmem").write_text("4096\t131072\t6291456\n")
     (root / "net" / "ipv4" / "ip_forward").write_text("0\n")
     monkeypatch.setattr(sf, "PROC_SYS", str(root))
+    # module.warn() collects into a process-wide dict: start each test without earlier tests' warnings
+    monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
     return root
 
 
