@@ -1,0 +1,47 @@
+"""The main job: playbooks/cluster.yml against the sim lab, as `./labkit lab` runs it."""
+
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAY = f"- ansible.builtin.import_playbook: {ROOT / 'playbooks' / 'cluster.yml'}\n"
+
+
+@pytest.fixture(scope="module")
+def runs(lab, run_playbook):
+    return run_playbook(PLAY), run_playbook(PLAY)
+
+
+def test_cluster_playbook_succeeds_on_every_host(runs, lab):
+    first, _ = runs
+    assert first.rc == 0, first.stdout[-4000:]
+    for host in [*lab.guests, *lab.bmcs]:
+        assert first.failed(host) == 0, first.stdout[-4000:]
+    summary = first.result("localhost", "Print one line per lab host")["msg"]
+    assert len(summary) == len(lab.guests) + len(lab.bmcs)
+    for line in summary:
+        name = line.split()[0]
+        if name in lab.guests:
+            assert f"kernel={lab.kernel_release}" in line and lab.guests[name].lab_address in line
+        else:
+            assert "power=On" in line or "power=Off" in line
+
+
+def test_second_run_changes_nothing(runs, lab):
+    _, second = runs
+    assert second.rc == 0, second.stdout[-4000:]
+    for host in [*lab.guests, *lab.bmcs]:
+        assert second.changed(host) == 0, f"{host} changed on the second run:\n{second.stdout[-4000:]}"
+
+
+def test_lab_hosts_reach_each_other_by_name(runs, lab):
+    for name in lab.guests:
+        for peer, spec in lab.guests.items():
+            if peer != name:  # a host's own name stays on 127.0.1.1, as Debian has it
+                assert lab.ssh(name, f"getent hosts {peer}").stdout.split()[0] == spec.lab_address
+        assert lab.ssh(name, "hostname").stdout.strip() == name
+    peer = next(p for p in lab.guests if p != "sim-pi1")
+    assert lab.ssh("sim-pi1", f"ping -c 1 -W 3 {peer}", check=False).returncode == 0
