@@ -114,7 +114,7 @@ notes:
   - A module compiled without C(MODULE_VERSION) has no C(srcversion) unless the kernel sets
     C(CONFIG_MODULE_SRCVERSION_ALL) (Debian does not); then only the parameters can be compared.
   - Parameters that C(/sys/module/<name>/parameters/) does not show (mode 0) are compared with what the module
-    recorded when it loaded the module (C(/run/labkit/kmod/<name>.json): on tmpfs, so gone at reboot with the loaded
+    recorded when it loaded the module (C(/run/labkit/kmod/<name>.json), on tmpfs, so gone at reboot with the loaded
     module; a record stops counting once the module is unloaded or loaded again by anyone, which the module tells
     by its address and size in C(/proc/modules) and the boot id), else with the options of its own
     C(/etc/modprobe.d/zz-<name>.conf) and the other modprobe.d files when they predate the boot (any C(modprobe)
@@ -188,7 +188,7 @@ filename:
   sample: /lib/modules/6.1.0-50-amd64/updates/labkit_fixture.ko
 params:
   description:
-    - Known parameter values of the module after the task (requested values in check mode): what
+    - Known parameter values of the module after the task (requested values in check mode), that is what
       C(/sys/module/<name>/parameters/) shows, plus hidden parameters whose values are known from the module's
       own load record or boot-time options file (see O(params)). Empty when the module is not loaded.
   returned: always

@@ -17,11 +17,17 @@ HOST = "sim-dcpim1"
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "kmod_fixture"
 SRC = "/root/labkit_fixture"
 FAKE_RELEASE = "6.1.0-99-labkit"
+INSTALLED = "/lib/modules/$(uname -r)/updates/labkit_fixture.ko"
+# depmod costs ~8 s in a TCG guest: only when an installed copy was there to remove
 CLEAN_FIXTURE = (
-    "rmmod labkit_fixture 2>/dev/null; rm -f /lib/modules/$(uname -r)/updates/labkit_fixture.ko "
-    "/etc/modules-load.d/labkit_fixture.conf /etc/modprobe.d/labkit_fixture.conf; depmod -a; true"
+    "rmmod labkit_fixture 2>/dev/null; rm -f /etc/modules-load.d/labkit_fixture.conf "
+    f"/etc/modprobe.d/zz-labkit_fixture.conf; if [ -e {INSTALLED} ]; then rm -f {INSTALLED}; depmod -a; fi; true"
 )
-CLEAN_DUMMY = "modprobe -r dummy 2>/dev/null; rm -f /etc/modules-load.d/dummy.conf /etc/modprobe.d/dummy.conf; true"
+CLEAN_DUMMY = (
+    "modprobe -r dummy 2>/dev/null; "
+    "rm -f /etc/modules-load.d/dummy.conf /etc/modprobe.d/dummy.conf /etc/modprobe.d/zz-dummy.conf; true"
+)
+COUNT_DUMMIES = "ip -o link show type dummy | wc -l"
 
 
 def play(*tasks: str) -> str:
@@ -33,26 +39,44 @@ def kmod(title: str, body: str, extra: str = "") -> str:
     return f"    - name: {title}\n      labkit.cluster.kmod:\n{body}{extra}"
 
 
+def shell(title: str, command: str) -> str:
+    """A read-only shell task, so a play can look at the guest between kmod tasks."""
+    return f'    - name: {title}\n      ansible.builtin.shell: "{command}"\n      changed_when: false\n'
+
+
 def sh(lab, command: str) -> str:
     return lab.ssh(HOST, command).stdout.strip()
 
 
+def out(res, title: str) -> str:
+    return res.result(HOST, title)["stdout"].strip()
+
+
 @pytest.fixture(scope="module")
 def fixture_builds(lab):
-    """labkit_fixture built in the guest: rev 1, rev 2 (other srcversion), and rev 1 for another release."""
-    lab.ssh(HOST, f"rm -rf {SRC} && mkdir -p {SRC}")
+    """labkit_fixture built in the guest: rev 1, rev 2 (other srcversion), and rev 1 for another release.
+
+    The three builds run side by side in their own directories (~27 s each in a TCG guest).
+    """
+    lab.ssh(HOST, f"rm -rf {SRC} && mkdir -p {SRC}/rev1 {SRC}/rev2 {SRC}/other")
+    # Sent through ssh's stdin rather than lab.copy_to: Lab.copy_to passes ssh's `-p <port>` to scp,
+    # where -p means "preserve times" and the port becomes a source file, so every copy fails.
     for name in ("labkit_fixture.c", "Makefile"):
-        lab.copy_to(HOST, FIXTURE / name, f"{SRC}/{name}")
+        text = (FIXTURE / name).read_text()
+        for build in ("rev1", "rev2", "other"):
+            lab.ssh(HOST, f"cat > {SRC}/{build}/{name}", input=text)
     lab.ssh(
         HOST,
-        f"set -e; cd {SRC}; make REV=1 >/dev/null; cp labkit_fixture.ko /root/lkf-rev1.ko; "
-        "make REV=2 >/dev/null; cp labkit_fixture.ko /root/lkf-rev2.ko; "
         # the same source against a copy of the headers that claims another kernel release
-        "rm -rf /usr/src/labkit-fakehdr; cp -a /lib/modules/$(uname -r)/build/. /usr/src/labkit-fakehdr/; "
+        "set -e; rm -rf /usr/src/labkit-fakehdr; cp -a /lib/modules/$(uname -r)/build/. /usr/src/labkit-fakehdr/; "
         f"sed -i 's/^#define UTS_RELEASE .*/#define UTS_RELEASE \"{FAKE_RELEASE}\"/' "
         "/usr/src/labkit-fakehdr/include/generated/utsrelease.h; "
-        "make clean >/dev/null; make KDIR=/usr/src/labkit-fakehdr REV=1 >/dev/null; "
-        "cp labkit_fixture.ko /root/lkf-other.ko",
+        f"make -C {SRC}/rev1 REV=1 >{SRC}/rev1.log 2>&1 & a=$!; "
+        f"make -C {SRC}/rev2 REV=2 >{SRC}/rev2.log 2>&1 & b=$!; "
+        f"make -C {SRC}/other KDIR=/usr/src/labkit-fakehdr REV=1 >{SRC}/other.log 2>&1 & c=$!; "
+        f"wait $a || {{ cat {SRC}/rev1.log; exit 1; }}; wait $b || {{ cat {SRC}/rev2.log; exit 1; }}; "
+        f"wait $c || {{ cat {SRC}/other.log; exit 1; }}; "
+        f"for b in rev1 rev2 other; do cp {SRC}/$b/labkit_fixture.ko /root/lkf-$b.ko; done",
         timeout=900,
     )
     src = {rev: sh(lab, f"modinfo -F srcversion /root/lkf-{rev}.ko") for rev in ("rev1", "rev2")}
@@ -63,6 +87,8 @@ def fixture_builds(lab):
 
 
 def test_dummy_params_check_mode_idempotence_and_reload(lab, run_playbook):
+    """dummy's numdummies is declared with mode 0, so /sys/module/dummy/parameters does not show it: kmod knows
+    it from its own load record, and the interfaces the kernel created are the proof of what was applied."""
     lab.ssh(HOST, CLEAN_DUMMY)
     try:
         load3 = kmod("load 3", "        name: dummy\n        params: {numdummies: 3}\n")
@@ -71,39 +97,54 @@ def test_dummy_params_check_mode_idempotence_and_reload(lab, run_playbook):
         assert checked.result(HOST, "load 3")["changed"] is True
         assert sh(lab, "test -d /sys/module/dummy && echo loaded || echo absent") == "absent"
 
+        reload5 = kmod("reload to five", "        name: dummy\n        params: {numdummies: 5}\n        reload: true\n")
         res = run_playbook(
             play(
                 load3,
                 kmod("again", "        name: dummy\n        params: {numdummies: 3}\n"),
                 kmod("five without reload", "        name: dummy\n        params: {numdummies: 5}\n"),
-            ),
-            limit=HOST,
-        )
-        assert res.rc == 0, res.stdout[-3000:]
-        first = res.result(HOST, "load 3")
-        assert first["changed"] and first["loaded"] and not first["builtin"] and first["params"]["numdummies"] == "3"
-        assert res.result(HOST, "again")["changed"] is False
-        stale = res.result(HOST, "five without reload")
-        assert stale["changed"] is False and stale["reload_reasons"] == ["params: numdummies"]
-        assert "reload: true" in str(stale.get("warnings"))
-        assert sh(lab, "ip -o link show type dummy | wc -l") == "3"
-
-        res = run_playbook(
-            play(
-                kmod("reload to five", "        name: dummy\n        params: {numdummies: 5}\n        reload: true\n")
+                shell("count after 3", COUNT_DUMMIES),
+                reload5,
+                reload5.replace("reload to five", "reload to five again"),
+                shell("count after 5", COUNT_DUMMIES),
+                kmod("unload", "        name: dummy\n        state: absent\n"),
+                shell("state after unload", "test -e /run/labkit/kmod/dummy.json && echo kept || echo gone"),
+                shell("someone else loads it", "modprobe dummy numdummies=2"),
+                kmod(
+                    "not loaded by kmod",
+                    "        name: dummy\n        params: {numdummies: 5}\n        reload: true\n",
+                ),
             ),
             limit=HOST,
             diff=True,
         )
+        assert res.rc == 0, res.stdout[-3000:]
+        first = res.result(HOST, "load 3")
+        assert first["changed"] and first["loaded"] and not first["builtin"]
+        assert first["params"]["numdummies"] == "3" and first["unverified_params"] == []
+        assert res.result(HOST, "again")["changed"] is False
+        stale = res.result(HOST, "five without reload")
+        assert stale["changed"] is False and stale["reload_reasons"] == ["params: numdummies"]
+        assert "reload: true" in str(stale.get("warnings"))
+        assert out(res, "count after 3") == "3"
+
         reloaded = res.result(HOST, "reload to five")
         assert reloaded["changed"] and reloaded["reloaded"] and reloaded["reload_reasons"] == ["params: numdummies"]
-        assert "param numdummies: 3" in res.stdout and "param numdummies: 5" in res.stdout
-        assert sh(lab, "ip -o link show type dummy | wc -l") == "5"
-        assert sh(lab, "cat /sys/module/dummy/parameters/numdummies") == "5"
+        assert reloaded["params"]["numdummies"] == "5"
+        state = reloaded["diff"][0]
+        assert "param numdummies: 3" in state["before"] and "param numdummies: 5" in state["after"]
+        again = res.result(HOST, "reload to five again")
+        assert again["changed"] is False and again["commands"] == [] and again["unverified_params"] == []
+        assert out(res, "count after 5") == "5"
 
-        res = run_playbook(play(kmod("unload", "        name: dummy\n        state: absent\n")), limit=HOST)
-        assert res.result(HOST, "unload")["changed"] and not res.result(HOST, "unload")["loaded"]
-        assert sh(lab, "grep -c '^dummy ' /proc/modules || true") == "0"
+        unload = res.result(HOST, "unload")
+        assert unload["changed"] and not unload["loaded"]
+        assert out(res, "state after unload") == "gone"
+        # loaded outside kmod, the value is unknowable: reported, not a reason to reload on every run
+        unknown = res.result(HOST, "not loaded by kmod")
+        assert unknown["changed"] is False and unknown["reloaded"] is False and unknown["commands"] == []
+        assert unknown["unverified_params"] == ["numdummies"] and "numdummies" not in unknown["params"]
+        assert "numdummies are unknown" in str(unknown.get("warnings"))
     finally:
         lab.ssh(HOST, CLEAN_DUMMY, check=False)
 
@@ -127,6 +168,7 @@ def test_builtin_and_missing_module(lab, run_playbook):
 def test_persistence_survives_reboot(lab, run_playbook):
     """kmod persistent: present (dummy + options) and a sysctl.d entry, across one guest reboot."""
     lab.ssh(HOST, f"{CLEAN_DUMMY}; rm -f /etc/sysctl.d/90-labkit-test.conf")
+    rmem = " ".join(sh(lab, "sysctl -n net.ipv4.tcp_rmem").split())
     try:
         res = run_playbook(
             play(
@@ -138,25 +180,40 @@ def test_persistence_survives_reboot(lab, run_playbook):
         )
         assert res.rc == 0, res.stdout[-3000:]
         assert sorted(res.result(HOST, "persist")["files"]) == [
-            "/etc/modprobe.d/dummy.conf",
+            "/etc/modprobe.d/zz-dummy.conf",  # read after systemd.conf, which sets numdummies=0
             "/etc/modules-load.d/dummy.conf",
         ]
+        assert "warnings" not in res.result(HOST, "persist")
         lab.reboot(HOST)
-        assert sh(lab, "cat /sys/module/dummy/parameters/numdummies") == "2"
-        assert sh(lab, "ip -o link show type dummy | wc -l") == "2"
+        # numdummies is not in sysfs (mode 0): the interfaces show the option was applied at boot
+        assert sh(lab, f"grep -c '^dummy ' /proc/modules; {COUNT_DUMMIES}") == "1\n2"
         assert sh(lab, "sysctl -n net.ipv4.tcp_rmem").split() == ["4096", "87380", "6291456"]
 
+        persist = kmod(
+            "after boot",
+            "        name: dummy\n        params: {numdummies: 2}\n        persistent: present\n        reload: true\n",
+        )
         res = run_playbook(
             play(
+                persist,
                 kmod("forget", "        name: dummy\n        state: absent\n        persistent: absent\n"),
                 kmod("forget again", "        name: dummy\n        state: absent\n        persistent: absent\n"),
             ),
             limit=HOST,
         )
+        assert res.rc == 0, res.stdout[-3000:]
+        # loaded at boot with kmod's own modprobe.d options: known, so a second run changes nothing
+        after_boot = res.result(HOST, "after boot")
+        assert after_boot["changed"] is False and after_boot["commands"] == []
+        assert after_boot["params"]["numdummies"] == "2" and after_boot["unverified_params"] == []
         assert res.result(HOST, "forget")["changed"] and res.result(HOST, "forget again")["changed"] is False
-        assert sh(lab, "ls /etc/modules-load.d/dummy.conf /etc/modprobe.d/dummy.conf 2>/dev/null | wc -l") == "0"
+        assert sh(lab, "ls /etc/modules-load.d/dummy.conf /etc/modprobe.d/zz-dummy.conf 2>/dev/null | wc -l") == "0"
     finally:
-        lab.ssh(HOST, f"{CLEAN_DUMMY}; rm -f /etc/sysctl.d/90-labkit-test.conf", check=False)
+        lab.ssh(
+            HOST,
+            f"{CLEAN_DUMMY}; rm -f /etc/sysctl.d/90-labkit-test.conf; sysctl -qw net.ipv4.tcp_rmem='{rmem}'",
+            check=False,
+        )
 
 
 def test_fixture_by_path_install_and_srcversion_reload(lab, run_playbook, fixture_builds):
@@ -222,14 +279,14 @@ def test_fixture_for_other_release_refused_with_vermagic(lab, run_playbook, fixt
 
 
 def test_sysctl_waits_for_fixture_key(lab, run_playbook, fixture_builds):
-    """The key net.labkit_fixture.level exists only once the module is loaded (here ~20 s into the play)."""
+    """The key net.labkit_fixture.level exists only once the module is loaded (here ~12 s into the play)."""
     lab.ssh(HOST, CLEAN_FIXTURE)
     try:
         res = run_playbook(
             play(
                 "    - name: not there yet\n      labkit.cluster.sysctl:\n        name: net.labkit_fixture.level\n"
                 "        value: 6\n        persistent: false\n        wait_timeout: 1\n      ignore_errors: true\n",
-                "    - name: load later\n      ansible.builtin.command: sh -c 'sleep 20; insmod /root/lkf-rev1.ko'\n"
+                "    - name: load later\n      ansible.builtin.command: sh -c 'sleep 12; insmod /root/lkf-rev1.ko'\n"
                 "      async: 120\n      poll: 0\n",
                 "    - name: wait for key\n      labkit.cluster.sysctl:\n        name: net.labkit_fixture.level\n"
                 "        value: 6\n        persistent: false\n        wait_timeout: 120\n",

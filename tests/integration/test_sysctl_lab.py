@@ -33,7 +33,10 @@ def test_netns_check_mode_and_idempotence(lab, run_playbook):
     try:
         root_before = sh(lab, "sysctl -n net.ipv4.tcp_rmem")
         ns_before = sh(lab, f"ip netns exec {NS} sysctl -n net.ipv4.tcp_rmem")
-        task = sysctl("rmem in ns", name="net.ipv4.tcp_rmem", value='"4096\\t87380  6291456"', netns=NS)
+        # a new namespace inherits tcp_rmem from the initial one, which an earlier test may have set: pick a
+        # value that differs from what the namespace has, so the change is real
+        middle = "87380" if ns_before.split()[1:2] != ["87380"] else "65536"
+        task = sysctl("rmem in ns", name="net.ipv4.tcp_rmem", value=f'"4096\\t{middle}  6291456"', netns=NS)
         checked = run_playbook(play(task), limit=HOST, check=True, diff=True)
         assert checked.rc == 0, checked.stdout[-3000:]
         assert checked.result(HOST, "rmem in ns")["changed"] is True
@@ -45,7 +48,7 @@ def test_netns_check_mode_and_idempotence(lab, run_playbook):
         assert first["changed"] and first["previous_value"] == " ".join(ns_before.split())
         assert first["sysctl_file"] is None  # a netns value is not persisted by default
         assert again["changed"] is False
-        assert sh(lab, f"ip netns exec {NS} sysctl -n net.ipv4.tcp_rmem").split() == ["4096", "87380", "6291456"]
+        assert sh(lab, f"ip netns exec {NS} sysctl -n net.ipv4.tcp_rmem").split() == ["4096", middle, "6291456"]
         assert sh(lab, "sysctl -n net.ipv4.tcp_rmem") == root_before
     finally:
         lab.ssh(HOST, f"ip netns delete {NS}", check=False)
