@@ -29,6 +29,7 @@ attributes:
     description: Reads the configuration in check mode too; the module never changes anything.
   diff_mode:
     support: none
+    description: The module changes nothing, so there is no diff.
 options:
   path:
     description:

@@ -1,0 +1,366 @@
+"""kernel_build end to end: a real kernel from Debian's linux-source-6.1, booted in QEMU.
+
+One x86_64 build (tinyconfig + what booting in QEMU needs + the project's fixture patch, which adds
+CONFIG_LABKIT_DEMO as a module + a LOCALVERSION) is shared by the tests of this module; it boots to a
+busybox initramfs that prints `uname -r`, the fixture symbol from /proc/config.gz and /proc/labkit_demo
+after loading the module from the artifact's modules tree. A second run must build nothing. Kconfig
+dropping a requested symbol and a patch that does not apply must fail early, naming the culprit. A
+cross build for arm64 must give an arm64 Image.
+
+Everything is cached under ~/.cache/labkit/kernel (LABKIT_KERNEL_WORKDIR to use another directory):
+the unpacked source, the patched trees, the build directories, ccache and the artifacts. The slow part
+on a fresh machine is the two compilations (x86_64 and arm64 tinyconfig, about 4-8 minutes each on 2
+busy cores); with the artifacts cached every test takes seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from playbook_runner import run_playbook
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "kernel"
+CACHE = Path(os.environ.get("LABKIT_CACHE", Path.home() / ".cache" / "labkit"))
+WORKDIR = Path(os.environ.get("LABKIT_KERNEL_WORKDIR", CACHE / "kernel"))
+TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
+BUSYBOX = Path("/bin/busybox")
+LOCALVERSION = "-labkit-test"
+DEMO_PATCH = FIXTURES / "patches" / "0001-labkit-demo.patch"
+BAD_PATCH = FIXTURES / "patches" / "0002-bad-context.patch"
+BUILD_TASK = "Start the build in the background"
+# Seconds a run with every artifact cached may take (it configures the kernel once to hash the .config).
+CACHED_RUN_LIMIT = 90
+BOOT_TIMEOUT = 180
+
+
+def _require(*paths: Path) -> None:
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        pytest.fail(
+            f"missing {', '.join(missing)}: run ./labkit setup (Debian packages linux-source-6.1, busybox-static)"
+        )
+
+
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory):
+    path = tmp_path_factory.mktemp("kernel-inventory") / "hosts"
+    path.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tarball_sha256():
+    _require(TARBALL)
+    digest = hashlib.sha256()
+    with TARBALL.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def kernel_play(sha256: str, **role_vars) -> str:
+    """A play that runs kernel_build on the controller from the linux-source-6.1 tarball."""
+    variables = {
+        "kernel_build_workdir": str(WORKDIR),
+        "kernel_build_source": "tarball",
+        "kernel_build_tarball_url": f"file://{TARBALL}",
+        "kernel_build_tarball_sha256": sha256,
+        "kernel_build_config_base": "tinyconfig",
+        "kernel_build_poll_interval": 20,
+    }
+    variables.update(role_vars)
+    play = [
+        {
+            "name": "Build a kernel",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "roles": [{"role": "labkit.cluster.kernel_build", "vars": variables}],
+            "post_tasks": [{"name": "Show the artifact", "ansible.builtin.debug": {"var": "kernel_build_artifact"}}],
+        }
+    ]
+    return yaml.safe_dump(play, sort_keys=False)
+
+
+def x86_vars(**overrides):
+    variables = {
+        "kernel_build_patches": [{"src": str(DEMO_PATCH)}],
+        "kernel_build_config_fragments": [str(FIXTURES / "qemu-x86_64.config"), str(FIXTURES / "labkit-demo.config")],
+        "kernel_build_localversion": LOCALVERSION,
+        "kernel_build_arch": "x86_64",
+        "kernel_build_targets": ["bzImage", "modules"],
+    }
+    variables.update(overrides)
+    return variables
+
+
+def timed(play: str, inventory: Path):
+    start = time.monotonic()
+    result = run_playbook(play, inventory=inventory, timeout=3600)
+    return result, time.monotonic() - start
+
+
+def artifact_of(result) -> dict:
+    return result.result("localhost", "Show the artifact")["kernel_build_artifact"]
+
+
+def build_task_results(result) -> list:
+    return [
+        e
+        for e in result.events
+        if e.get("event") in ("runner_on_ok", "runner_on_failed")
+        and str(e.get("event_data", {}).get("task", "")).startswith(BUILD_TASK)
+    ]
+
+
+def test_dropped_symbol_is_named_before_any_build(inventory, tarball_sha256):
+    """The web10g case: CONFIG_TCP_ESTATS requested, its patch absent: fail naming it, build nothing."""
+    play = kernel_play(
+        tarball_sha256,
+        **x86_vars(
+            kernel_build_config_fragments=[
+                str(FIXTURES / "qemu-x86_64.config"),
+                str(FIXTURES / "labkit-demo.config"),
+                str(FIXTURES / "web10g.config"),
+            ],
+            kernel_build_config={"CONFIG_PRINTK": "y", "E1000": "y"},
+        ),
+    )
+    result, seconds = timed(play, inventory)
+    assert result.rc != 0 and result.failed("localhost")
+    failure = result.result("localhost", "Verify that every requested symbol has the requested value")
+    dropped = {m["symbol"]: m for m in failure["mismatched"]}
+    assert set(dropped) == {"CONFIG_TCP_ESTATS", "CONFIG_E1000"}, failure["msg"]
+    assert dropped["CONFIG_TCP_ESTATS"]["actual"] == "absent"
+    assert dropped["CONFIG_TCP_ESTATS"]["source"].endswith("web10g.config")
+    assert "CONFIG_TCP_ESTATS" in failure["msg"] and "CONFIG_E1000" in failure["msg"]
+    assert not build_task_results(result), "the build started although the configuration check failed"
+    print(f"dropped symbol reported after {seconds:.0f} s (includes unpacking the source on a fresh machine)")
+
+
+def test_bad_patch_is_named_with_its_failed_hunk(inventory, tarball_sha256):
+    play = kernel_play(
+        tarball_sha256, **x86_vars(kernel_build_patches=[{"src": str(DEMO_PATCH)}, {"src": str(BAD_PATCH)}])
+    )
+    result, _ = timed(play, inventory)
+    assert result.rc != 0 and result.failed("localhost")
+    msg = result.result("localhost", "Fail naming the patch and the hunks that do not apply")["msg"]
+    assert "patch 2 of 2, 0002-bad-context.patch" in msg, msg
+    assert "after 0001-labkit-demo.patch" in msg, msg
+    assert "lib/Kconfig: Hunk #1 FAILED at 10." in msg, msg
+    assert not build_task_results(result)
+    # the half-patched work copy is never put in place as a tree of that series
+    assert not [p for p in (WORKDIR / "trees").glob("*/.labkit-patches") if BAD_PATCH.name in p.read_text()]
+
+
+@pytest.fixture(scope="module")
+def x86_build(inventory, tarball_sha256):
+    """The shared x86_64 build (seconds when the artifact is cached, minutes on a fresh machine)."""
+    result, seconds = timed(kernel_play(tarball_sha256, **x86_vars()), inventory)
+    assert result.rc == 0, result.stdout[-6000:]
+    artifact = artifact_of(result)
+    print(f"x86_64 build: {seconds:.0f} s (built={artifact['built']})")
+    return {"result": result, "seconds": seconds, "artifact": artifact, "sha256": tarball_sha256}
+
+
+def test_artifact_has_image_modules_config_and_manifest(x86_build):
+    artifact = x86_build["artifact"]
+    path = Path(artifact["path"])
+    assert artifact["arch"] == "x86_64" and artifact["image"] == "bzImage"
+    assert artifact["release"].startswith("6.1.") and artifact["release"].endswith(LOCALVERSION)
+    assert len(artifact["hash"]) == 64 and path.name == artifact["hash"][:16]
+    for name in ("bzImage", "config", "System.map", "kernel.release", "manifest.json", "build.log"):
+        assert (path / name).is_file(), name
+    assert (path / "kernel.release").read_text().strip() == artifact["release"]
+    assert "CONFIG_LABKIT_DEMO=m" in (path / "config").read_text().splitlines()
+
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["hash"] == artifact["hash"]
+    assert manifest["source"] == {"type": "tarball", "url": f"file://{TARBALL}", "sha256": x86_build["sha256"]}
+    assert manifest["patches"] == [
+        {"name": DEMO_PATCH.name, "sha256": hashlib.sha256(DEMO_PATCH.read_bytes()).hexdigest()}
+    ]
+    assert manifest["config_sha256"] == hashlib.sha256((path / "config").read_bytes()).hexdigest()
+    assert manifest["inputs"]["targets"] == ["bzImage", "modules"]
+
+    release_dir = Path(artifact["modules_path"]) / "lib" / "modules" / artifact["release"]
+    module = release_dir / "kernel" / "lib" / "labkit_demo.ko"
+    assert module.is_file()
+    assert b".debug_info" not in module.read_bytes(), "INSTALL_MOD_STRIP=1 should strip the module"
+    assert (release_dir / "modules.dep").is_file()
+    assert not (release_dir / "build").is_symlink() and not (release_dir / "source").is_symlink()
+    assert artifact["dtbs_path"] == "" and artifact["overlays_path"] == ""
+
+
+def _initramfs(artifact: dict, dest: Path) -> Path:
+    """A busybox initramfs (uncompressed newc cpio: tinyconfig has no decompressors) that reports and reboots."""
+    root = dest / "root"
+    for sub in ("bin", "proc", "sys", "dev"):
+        (root / sub).mkdir(parents=True)
+    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+    modules = Path(artifact["modules_path"]) / "lib" / "modules"
+    shutil.copytree(modules, root / "lib" / "modules", symlinks=True)
+    init = root / "init"
+    init.write_text(
+        "#!/bin/busybox sh\n"
+        "/bin/busybox --install -s /bin\n"
+        "mount -t proc proc /proc\n"
+        "mount -t sysfs sys /sys\n"
+        'echo "LABKIT uname=$(uname -r)"\n'
+        "zcat /proc/config.gz | grep -E '^CONFIG_(LABKIT_DEMO|LOCALVERSION)=' | sed 's/^/LABKIT config /'\n"
+        'insmod "/lib/modules/$(uname -r)/kernel/lib/labkit_demo.ko" && echo "LABKIT proc=$(cat /proc/labkit_demo)"\n'
+        "echo LABKIT done\n"
+        "reboot -f\n"
+    )
+    init.chmod(0o755)
+    files = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    image = dest / "initramfs.cpio"
+    with image.open("wb") as out:
+        subprocess.run(
+            ["cpio", "-o", "-H", "newc", "--quiet"],
+            cwd=root,
+            input="\n".join(files).encode(),
+            stdout=out,
+            check=True,
+        )
+    return image
+
+
+def test_kernel_boots_in_qemu_with_its_release_and_the_fixture_symbol(x86_build, tmp_path):
+    _require(BUSYBOX)
+    artifact = x86_build["artifact"]
+    initramfs = _initramfs(artifact, tmp_path)
+    console = tmp_path / "console.log"
+    cmd = [
+        "qemu-system-x86_64",
+        "-accel",
+        "tcg",
+        "-m",
+        "256",
+        "-no-reboot",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        f"file:{console}",
+        "-kernel",
+        artifact["image_path"],
+        "-initrd",
+        str(initramfs),
+        "-append",
+        "console=ttyS0 panic=-1",
+    ]
+    start = time.monotonic()
+    try:
+        subprocess.run(cmd, timeout=BOOT_TIMEOUT, check=True, capture_output=True)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the kernel did not reboot within {BOOT_TIMEOUT} s; console:\n{console.read_text()[-4000:]}")
+    output = console.read_text(errors="replace")
+    lines = [line.strip() for line in output.splitlines()]
+    print(f"booted and rebooted in {time.monotonic() - start:.0f} s")
+    assert f"LABKIT uname={artifact['release']}" in lines, output[-4000:]
+    assert "LABKIT config CONFIG_LABKIT_DEMO=m" in lines, output[-4000:]
+    assert f'LABKIT config CONFIG_LOCALVERSION="{LOCALVERSION}"' in lines, output[-4000:]
+    assert f"LABKIT proc=labkit_demo {artifact['release']}" in lines, output[-4000:]
+    assert "LABKIT done" in lines
+
+
+def test_second_run_builds_nothing(x86_build, inventory):
+    result, seconds = timed(kernel_play(x86_build["sha256"], **x86_vars()), inventory)
+    assert result.rc == 0, result.stdout[-4000:]
+    assert result.changed("localhost") == 0, result.stdout[-6000:]
+    artifact = artifact_of(result)
+    assert artifact["hash"] == x86_build["artifact"]["hash"]
+    assert artifact["built"] is False
+    assert not build_task_results(result)
+    print(f"cached run: {seconds:.1f} s")
+    assert seconds < CACHED_RUN_LIMIT
+
+
+def test_check_mode_touches_nothing(x86_build, inventory):
+    result = run_playbook(kernel_play(x86_build["sha256"], **x86_vars()), inventory=inventory, check=True, timeout=600)
+    assert result.rc == 0 and result.changed("localhost") == 0
+    assert "check mode: kernel_build would fetch" in result.stdout
+
+
+def test_cross_build_gives_an_arm64_image(inventory, tarball_sha256):
+    play = kernel_play(
+        tarball_sha256,
+        kernel_build_patches=[{"src": str(DEMO_PATCH)}],
+        kernel_build_localversion="-labkit-arm64",
+        kernel_build_arch="arm64",
+        kernel_build_cross_compile="aarch64-linux-gnu-",
+        kernel_build_targets=["Image"],
+    )
+    result, seconds = timed(play, inventory)
+    assert result.rc == 0, result.stdout[-6000:]
+    artifact = artifact_of(result)
+    print(f"arm64 cross build: {seconds:.0f} s (built={artifact['built']})")
+    image = Path(artifact["image_path"])
+    assert artifact["arch"] == "arm64" and image.name == "Image"
+    header = image.read_bytes()[:64]
+    # arm64 boot protocol: the magic "ARM\x64" at offset 56 of the Image header
+    assert header[56:60] == b"ARM\x64", header
+    described = subprocess.run(["file", "-b", str(image)], capture_output=True, text=True, check=True).stdout
+    assert "ARM64" in described, described
+    assert artifact["release"].endswith("-labkit-arm64")
+    assert artifact["modules_path"] == ""
+    config = Path(artifact["config"]).read_text()
+    assert "CONFIG_ARM64=y" in config and 'CONFIG_LOCALVERSION="-labkit-arm64"' in config
+
+
+@pytest.fixture(scope="module")
+def git_source(tmp_path_factory, x86_build):
+    """A git repository of the same kernel source (a commit of the unpacked tarball), as a file:// URL."""
+    pristine = WORKDIR / "src" / f"tarball-{x86_build['sha256']}"
+    repo = tmp_path_factory.mktemp("kernel-git") / "linux.git"
+    env = dict(os.environ, GIT_AUTHOR_NAME="labkit", GIT_AUTHOR_EMAIL="labkit@localhost")
+    env.update(GIT_COMMITTER_NAME="labkit", GIT_COMMITTER_EMAIL="labkit@localhost")
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
+
+    repo.mkdir()
+    git("init", "-q", "-b", "labkit-6.1.y")
+    git("--work-tree", str(pristine), "add", "-A", ".")
+    git("rm", "-q", "--cached", ".labkit-source")
+    git("--work-tree", str(pristine), "commit", "-q", "-m", "linux-source-6.1")
+    return f"file://{repo}"
+
+
+def test_git_source_is_exported_patched_and_checked(git_source, inventory, tarball_sha256):
+    """A git branch goes the same way as the tarball (export, patch, configure, check) up to the check."""
+    play = kernel_play(
+        tarball_sha256,
+        **x86_vars(
+            kernel_build_source="git",
+            kernel_build_git_url=git_source,
+            kernel_build_git_version="labkit-6.1.y",
+            kernel_build_config_fragments=[str(FIXTURES / "qemu-x86_64.config"), str(FIXTURES / "web10g.config")],
+        ),
+    )
+    result, seconds = timed(play, inventory)
+    assert result.rc != 0
+    commit = result.result("localhost", f"Clone or update {git_source}")["after"]
+    failure = result.result("localhost", "Verify that every requested symbol has the requested value")
+    assert [m["symbol"] for m in failure["mismatched"]] == ["CONFIG_TCP_ESTATS"]
+    source = json.loads((WORKDIR / "src" / f"git-{commit}" / ".labkit-source").read_text())
+    assert source == {"type": "git", "url": git_source, "version": "labkit-6.1.y", "revision": commit}
+    stamps = [p.read_text() for p in (WORKDIR / "trees").glob("*/.labkit-patches")]
+    assert stamps.count(f"{hashlib.sha256(DEMO_PATCH.read_bytes()).hexdigest()}  {DEMO_PATCH.name}\n") >= 2
+    assert not build_task_results(result)
+    print(f"git source exported, patched and checked in {seconds:.0f} s")
