@@ -33,8 +33,12 @@ if [ -z "$marker" ]; then
   rm -rf "$state"
   mkdir -p "$state"
   tar -xzf "$bundle" -C "$state"
-  cp -r "$state/modules/$release" "$modules.labkit-tmp"
-  mv "$modules.labkit-tmp" "$modules"
+  if [ -d "$state/modules/$release" ]; then  # an artifact without modules gets an empty directory
+    cp -r "$state/modules/$release" "$modules.labkit-tmp"
+    mv "$modules.labkit-tmp" "$modules"
+  else
+    mkdir -p "$modules"
+  fi
   rm -rf "$state/modules"
   depmod -a "$release"
   cp "$state/config" "/boot/config-$release"        # mkinitramfs reads it, as Debian installs it
