@@ -281,7 +281,8 @@ class KmodBench:
     def shell(self, title: str, command: str) -> str:
         return (
             f"    - name: {json.dumps(title)}\n      ansible.builtin.shell: {json.dumps(command)}\n"
-            "      changed_when: false\n      ignore_errors: true\n"  # a missing file is a finding, not a crash
+            # read-only probes: run in check-mode plays too; a missing file is a finding, not a crash
+            "      changed_when: false\n      check_mode: false\n      ignore_errors: true\n"
         )
 
     def out(self, res, title: str) -> str:
