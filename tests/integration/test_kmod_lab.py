@@ -20,7 +20,8 @@ FAKE_RELEASE = "6.1.0-99-labkit"
 INSTALLED = "/lib/modules/$(uname -r)/updates/labkit_fixture.ko"
 # depmod costs ~8 s in a TCG guest: only when an installed copy was there to remove
 CLEAN_FIXTURE = (
-    "rmmod labkit_fixture 2>/dev/null; rm -f /run/labkit/kmod/labkit_fixture.json /etc/modules-load.d/labkit_fixture.conf "
+    "rmmod labkit_fixture 2>/dev/null; rm -f /run/labkit/kmod/labkit_fixture.json "
+    "/etc/modules-load.d/labkit_fixture.conf "
     f"/etc/modprobe.d/zz-labkit_fixture.conf; if [ -e {INSTALLED} ]; then rm -f {INSTALLED}; depmod -a; fi; true"
 )
 CLEAN_DUMMY = (
