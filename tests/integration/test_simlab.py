@@ -94,3 +94,13 @@ def test_status_lists_every_host_running(lab):
 
 def test_up_again_starts_nothing(lab):
     assert lab.up() == {}
+
+
+def test_copy_to_puts_a_file_on_a_guest(lab, tmp_path):
+    local = tmp_path / "payload.txt"
+    local.write_text("labkit copy_to\n")
+    lab.copy_to("sim-build", local, "/tmp/labkit-payload.txt")
+    try:
+        assert lab.ssh("sim-build", "cat /tmp/labkit-payload.txt").stdout == "labkit copy_to\n"
+    finally:
+        lab.ssh("sim-build", "rm -f /tmp/labkit-payload.txt", check=False)

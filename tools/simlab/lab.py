@@ -24,7 +24,7 @@ from pathlib import Path
 
 from simlab import bmc, image, inventory, paths, rpi_firmware, tools
 from simlab.errors import SimlabError
-from simlab.guest import GuestRun, console_tail, process_alive, process_cmdline
+from simlab.guest import SSH_OPTIONS, GuestRun, console_tail, process_alive, process_cmdline
 from simlab.inventory import GuestSpec, LabSpec
 
 
@@ -117,7 +117,19 @@ class Lab:
     def copy_to(self, host: str, local: str | os.PathLike, remote: str) -> None:
         run = self._guest_run(host)
         tools.run(
-            ["scp", "-q", "-r", *run.ssh_argv()[1:-1], "-P", str(run.port), str(local), f"root@127.0.0.1:{remote}"],
+            # scp spells the port -P (its -p keeps file times), so ssh's own argv cannot be reused.
+            [
+                "scp",
+                "-q",
+                "-r",
+                *SSH_OPTIONS,
+                "-i",
+                str(paths.ssh_key()),
+                "-P",
+                str(run.port),
+                str(local),
+                f"root@127.0.0.1:{remote}",
+            ],
             what=f"scp to {host}",
         )
 
