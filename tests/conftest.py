@@ -22,3 +22,9 @@ for path in (str(COLLECTIONS), str(ROOT / "tools")):
 os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
 os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", f"{COLLECTIONS}:{CACHE / 'peers'}")
 os.environ.setdefault("LABKIT_CACHE", str(CACHE))
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run the tests that need the sim lab last, together: its guests keep using CPU while up, so
+    CPU-heavy tests (kernel builds, Molecule) run before it boots. Order is otherwise kept."""
+    items.sort(key=lambda item: item.get_closest_marker("lab") is not None)
