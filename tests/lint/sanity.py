@@ -43,7 +43,7 @@ sys.exit(main(["install", "--upgrade", "--force-reinstall", *args]))
 def pip_version_ansible_test_wants() -> str:
     """The pip release ansible-test bootstraps into its venvs."""
     # Imported here: only the venv that runs ansible-test has it.
-    from ansible_test._internal.python_requirements import get_venv_packages  # noqa: PLC0415
+    from ansible_test._internal.python_requirements import get_venv_packages
 
     class _Python:
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
