@@ -11,6 +11,7 @@ import os
 import shlex
 
 import pytest
+from ansible.module_utils import _internal as module_utils_internal
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
@@ -183,6 +184,9 @@ def kernel(tmp_path, monkeypatch):
     monkeypatch.setattr(km, "BOOT_ID", str(fake.boot_id))
     # module.warn() collects into a process-wide dict: start each test without earlier tests' warnings
     monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
+    # Once controller code is imported in this process (simlab reads inventories with it), warn()
+    # goes to the controller's display instead; these tests run modules as on a target.
+    monkeypatch.setattr(module_utils_internal, "is_controller", False)
     monkeypatch.setattr(km, "PROC_STAT", str(fake.stat))
     monkeypatch.setattr(kmod, "STATE_DIR", str(tmp_path / "run" / "labkit" / "kmod"))
     monkeypatch.setattr(kmod, "MODULES_LOAD_D", str(tmp_path / "etc" / "modules-load.d"))

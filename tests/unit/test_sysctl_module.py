@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from ansible.module_utils import _internal as module_utils_internal
 from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.labkit.cluster.plugins.module_utils import sysctl_file as sf
@@ -24,6 +25,9 @@ def proc(tmp_path, monkeypatch):
     monkeypatch.setattr(sf, "PROC_SYS", str(root))
     # module.warn() collects into a process-wide dict: start each test without earlier tests' warnings
     monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
+    # Once controller code is imported in this process (simlab reads inventories with it), warn()
+    # goes to the controller's display instead; these tests run modules as on a target.
+    monkeypatch.setattr(module_utils_internal, "is_controller", False)
     return root
 
 
