@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -141,7 +142,8 @@ def test_missing_system_dependency_says_which_package(tmp_path, monkeypatch):
 def test_stale_saved_state_gives_an_error_and_leaves_nothing_running(tmp_path, monkeypatch):
     """A saved guest state that no longer restores (e.g. truncated) is named, with what to do."""
     real = paths.cache_dir()
-    cache = tmp_path / "cache"
+    # Short: QEMU's unix socket paths under this cache must stay below 108 characters.
+    cache = Path(tempfile.mkdtemp(prefix="lk-"))
     # Share the real image and key, but give this test its own (broken) saved state.
     (cache / "images").mkdir(parents=True)
     os.symlink(real / "ssh", cache / "ssh")
