@@ -84,7 +84,9 @@ class GuestRun:
             "-nodefaults", "-display", "none", "-no-user-config",
             "-chardev", f"file,id=console,path={self.console_log},append=on",
             "-serial", "chardev:console",
-            "-drive", f"if=none,id=root,file={self.disk},format=qcow2,discard=unmap",
+            # cache=unsafe: guest disks are throwaway overlays, and a guest flush must never wait on the
+            # host's writeback (after a kernel build it can take minutes: hung tasks, a stuck reboot).
+            "-drive", f"if=none,id=root,file={self.disk},format=qcow2,discard=unmap,cache=unsafe",
             "-device", "virtio-blk-pci,drive=root,addr=0x5",
             "-netdev", f"user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:22",
             "-device", "virtio-net-pci,netdev=mgmt,mac=52:54:00:12:34:56,addr=0x3",
@@ -105,7 +107,7 @@ class GuestRun:
             # The firmware (a supervisor process) chooses each boot, so a reboot ends this QEMU.
             argv += [
                 "-drive",
-                f"if=none,id=boot,file={self.boot_disk},format=raw",
+                f"if=none,id=boot,file={self.boot_disk},format=raw,cache=unsafe",
                 "-device",
                 "virtio-blk-pci,drive=boot,addr=0x7",
                 "-no-reboot",
