@@ -45,51 +45,45 @@ def atomic_write(path, data, mode=None):
     """
     if isinstance(data, str):
         data = data.encode("utf-8", errors="surrogateescape")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
     try:
         current = os.stat(path)
     except FileNotFoundError:
         current = None
+    _replace(path, lambda handle: handle.write(data), current, mode)
+
+
+def atomic_copy(src, dest, mode=None):
+    """Copy src to dest through a temp file and a rename (for binaries such as a .ko); dest gets `mode`."""
+
+    def fill(handle):
+        with open(src, "rb") as inp:
+            shutil.copyfileobj(inp, handle)
+
+    _replace(dest, fill, None, mode)
+
+
+def _replace(path, fill, keep, mode):
+    """Write a temp file next to path with fill(handle), fsync it, give it keep's mode/owner (a stat result)
+    or `mode`, and rename it over path; the temp file never survives a failure."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
     fd, tmp_path = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            fill(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        if current is not None:
-            os.chmod(tmp_path, stat.S_IMODE(current.st_mode))
+        if keep is not None:
+            os.chmod(tmp_path, stat.S_IMODE(keep.st_mode))
             if hasattr(os, "chown"):
                 try:
-                    os.chown(tmp_path, current.st_uid, current.st_gid)
+                    os.chown(tmp_path, keep.st_uid, keep.st_gid)
                 except PermissionError:
                     pass
         else:
             os.chmod(tmp_path, DEFAULT_MODE if mode is None else mode)
         os.replace(tmp_path, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_path)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_directory(directory)
-
-
-def atomic_copy(src, dest, mode=None):
-    """Copy src to dest through a temp file and a rename (for binaries such as a .ko)."""
-    directory = os.path.dirname(os.path.abspath(dest))
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-    fd, tmp_path = tempfile.mkstemp(prefix=".%s." % os.path.basename(dest), suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-            shutil.copyfileobj(inp, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp_path, DEFAULT_MODE if mode is None else mode)
-        os.replace(tmp_path, dest)
     except BaseException:
         try:
             os.unlink(tmp_path)
