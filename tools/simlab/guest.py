@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from simlab import paths, tools
+from simlab import paths, tools, uefi
 from simlab.errors import SimlabError
 from simlab.image import KERNEL_APPEND, Image
 from simlab.qmp import Qmp
@@ -43,7 +44,7 @@ class GuestRun:
     mac: str
     memory_mb: int
     cpus: int
-    firmware: str = ""  # "rpi": booted by the emulated Pi firmware from its boot partition
+    firmware: str = ""  # "rpi": the emulated Pi firmware; "uefi": OVMF, then GRUB EFI from the root disk
 
     @property
     def disk(self) -> Path:
@@ -53,6 +54,11 @@ class GuestRun:
     def boot_disk(self) -> Path:
         """The FAT boot partition of a sim Pi (its second disk, /boot/firmware in the guest)."""
         return self.directory / "boot.img"
+
+    @property
+    def efi_vars(self) -> Path:
+        """A uefi guest's own copy of OVMF's variable store (its second pflash drive)."""
+        return self.directory / "efivars.fd"
 
     @property
     def qmp_socket(self) -> Path:
@@ -75,6 +81,8 @@ class GuestRun:
         # Without a switch (the template guest) frames go to a socket nobody binds: a loose cable.
         remote = self.switch_socket or self.directory / "no-switch.sock"
         lab_net = f"dgram,id=lab,local.type=unix,local.path={self.lab_socket},remote.type=unix,remote.path={remote}"
+        # OVMF boots the root disk first and skips the NICs' iPXE option ROMs (no PXE attempts under TCG).
+        boot_first, no_rom = (",bootindex=0", ",romfile=") if self.firmware == "uefi" else ("", "")
         # fmt: off
         argv = [
             QEMU,
@@ -87,17 +95,20 @@ class GuestRun:
             # cache=unsafe: guest disks are throwaway overlays, and a guest flush must never wait on the
             # host's writeback (after a kernel build it can take minutes: hung tasks, a stuck reboot).
             "-drive", f"if=none,id=root,file={self.disk},format=qcow2,discard=unmap,cache=unsafe",
-            "-device", "virtio-blk-pci,drive=root,addr=0x5",
+            "-device", f"virtio-blk-pci,drive=root,addr=0x5{boot_first}",
             "-netdev", f"user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:22",
-            "-device", "virtio-net-pci,netdev=mgmt,mac=52:54:00:12:34:56,addr=0x3",
+            "-device", f"virtio-net-pci,netdev=mgmt,mac=52:54:00:12:34:56,addr=0x3{no_rom}",
             "-netdev", lab_net,
-            "-device", f"virtio-net-pci,netdev=lab,mac={self.mac},addr=0x4",
+            "-device", f"virtio-net-pci,netdev=lab,mac={self.mac},addr=0x4{no_rom}",
             "-device", "virtio-rng-pci,addr=0x6",
             "-qmp", f"unix:{self.qmp_socket},server=on,wait=off",
             "-pidfile", str(self.pidfile),
         ]
         # fmt: on
-        if boot is None:
+        if self.firmware == "uefi":
+            # OVMF runs GRUB from the disk; a reboot is an ordinary reset that goes through both again.
+            argv += uefi.qemu_argv(self.efi_vars)
+        elif boot is None:
             argv += ["-kernel", str(image.kernel), "-initrd", str(image.initrd), "-append", KERNEL_APPEND]
         else:
             argv += ["-kernel", str(boot.kernel), "-append", boot.append]
@@ -118,10 +129,12 @@ class GuestRun:
             argv += ["-incoming", f"exec:cat {shlex.quote(str(incoming))}"]
         return argv
 
-    def prepare_disks(self, base_disk: Path, restored: bool, boot_disk: Path | None = None) -> None:
-        """This guest's copy-on-write root disk on base_disk (and its own copy of boot_disk)."""
+    def prepare_disks(
+        self, base_disk: Path, restored: bool, boot_disk: Path | None = None, efi_vars: Path | None = None
+    ) -> None:
+        """This guest's copy-on-write root disk on base_disk (and its own copies of boot_disk, efi_vars)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        for stale in (self.disk, self.boot_disk, self.qmp_socket, self.lab_socket, self.pidfile):
+        for stale in (self.disk, self.boot_disk, self.efi_vars, self.qmp_socket, self.lab_socket, self.pidfile):
             stale.unlink(missing_ok=True)
         if restored:
             # A restored guest continues the template's disk: copy its (small) overlay.
@@ -133,10 +146,19 @@ class GuestRun:
             )
         if boot_disk:
             tools.run(["cp", "--sparse=always", str(boot_disk), str(self.boot_disk)], what="copying the boot partition")
+        if efi_vars:
+            shutil.copyfile(efi_vars, self.efi_vars)
 
-    def start(self, image: Image, base_disk: Path, incoming: Path | None = None, boot_disk: Path | None = None) -> int:
+    def start(
+        self,
+        image: Image,
+        base_disk: Path,
+        incoming: Path | None = None,
+        boot_disk: Path | None = None,
+        efi_vars: Path | None = None,
+    ) -> int:
         """Prepare this guest's disks and start QEMU in the background; return its PID."""
-        self.prepare_disks(base_disk, restored=incoming is not None, boot_disk=boot_disk)
+        self.prepare_disks(base_disk, restored=incoming is not None, boot_disk=boot_disk, efi_vars=efi_vars)
         tools.run(self.qemu_argv(image, incoming), what=f"QEMU for {self.name}", timeout=60)
         try:
             return int(self.pidfile.read_text().strip())

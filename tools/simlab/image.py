@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import shutil
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from simlab import paths, tools
+from simlab import paths, tools, uefi
 from simlab.errors import SimlabError
 
 RECIPE_VERSION = 3  # bump when the build steps below change
@@ -75,7 +77,11 @@ def ensure_ssh_key() -> Path:
     return key
 
 
-def image_key(pubkey: str) -> str:
+# Image variants: "" is the image direct and rpi guests boot; "uefi" adds GRUB EFI on a partitioned disk.
+VARIANTS = ("", "uefi")
+
+
+def image_key(pubkey: str, variant: str = "") -> str:
     recipe = {
         "version": RECIPE_VERSION,
         "suite": SUITE,
@@ -86,15 +92,27 @@ def image_key(pubkey: str) -> str:
         "disk": DISK_SIZE,
         "pubkey": pubkey.strip(),
     }
+    if variant == "uefi":  # only a variant adds keys, so the default image keeps its cache key
+        recipe["uefi"] = {
+            "packages": uefi.PACKAGES,
+            "grub_modules": uefi.GRUB_MODULES,
+            "esp_mib": uefi.ESP_MIB,
+            "lines": uefi.customize_lines("ROOT-UUID", "ESP-ID"),
+        }
+    elif variant:
+        raise SimlabError(f"unknown image variant {variant!r}; choose one of {VARIANTS}")
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def ensure_image(log=print) -> Image:
+def ensure_image(log=print, variant: str = "") -> Image:
     """Return the cached image, building it first when its inputs changed or it is incomplete."""
     tools.require("mmdebstrap", "qemu-img", "mkfs.ext4", "ssh-keygen")
+    if variant == "uefi":
+        tools.require("sfdisk", "mkfs.vfat", "mcopy")
+        uefi.require_ovmf()
     key = ensure_ssh_key()
     pubkey = key.with_suffix(".pub").read_text()
-    directory = paths.images_dir() / image_key(pubkey)
+    directory = paths.images_dir() / image_key(pubkey, variant)
     manifest = directory / "manifest.json"
     if manifest.exists():
         data = json.loads(manifest.read_text())
@@ -106,10 +124,10 @@ def ensure_image(log=print) -> Image:
     if directory.exists():
         log(f"image cache {directory} is incomplete (an interrupted build): rebuilding it")
         shutil.rmtree(directory)
-    return _build(directory, pubkey, log)
+    return _build(directory, pubkey, log, variant)
 
 
-def _customize_script(pubkey: str) -> str:
+def _customize_script(pubkey: str, extra: list[str] | None = None) -> str:
     """Shell run by mmdebstrap with the new root as $1, before the image is packed."""
     lines = [
         "set -e",
@@ -127,23 +145,30 @@ def _customize_script(pubkey: str) -> str:
         escaped = text.replace("\n", "\\n")
         lines.append(f"printf '{escaped}' > \"$R/etc/systemd/network/{name}\"")
     lines.append('chroot "$R" systemctl mask ' + " ".join(_MASKED_UNITS))
-    return "\n".join(lines)
+    return "\n".join([*lines, *(extra or [])])
 
 
-def _build(directory: Path, pubkey: str, log) -> Image:
+def _build(directory: Path, pubkey: str, log, variant: str = "") -> Image:
     started = time.monotonic()
     directory.mkdir(parents=True)
     root = directory / "rootfs"
-    log(f"building the guest image in {directory} (Debian {SUITE}; about 2-5 minutes, once)")
+    what = f" ({variant} variant)" if variant else ""
+    log(f"building the guest image{what} in {directory} (Debian {SUITE}; about 2-5 minutes, once)")
+    packages, extra, manifest_extra = PACKAGES, None, {}
+    if variant == "uefi":
+        root_uuid, esp_id = str(uuid.uuid4()), secrets.token_hex(4)
+        packages = (*PACKAGES, *uefi.PACKAGES)
+        extra = uefi.customize_lines(root_uuid, uefi.fat_serial(esp_id))
+        manifest_extra = {"variant": variant, "root_uuid": root_uuid, "esp_serial": uefi.fat_serial(esp_id)}
     hook = directory / "customize.sh"
-    hook.write_text(_customize_script(pubkey))
+    hook.write_text(_customize_script(pubkey, extra))
     tools.run(
         [
             "mmdebstrap",
             "--variant=minbase",
             "--mode=root",
             "--quiet",
-            "--include=" + ",".join(PACKAGES),
+            "--include=" + ",".join(packages),
             f'--customize-hook=sh {hook} "$1"',
             SUITE,
             str(root),
@@ -159,17 +184,21 @@ def _build(directory: Path, pubkey: str, log) -> Image:
     shutil.copy2(root / "boot" / f"vmlinuz-{release}", directory / "vmlinuz")
     shutil.copy2(root / "boot" / f"initrd.img-{release}", directory / "initrd.img")
     raw = directory / "disk.raw"
-    tools.run(
-        ["mkfs.ext4", "-q", "-F", "-L", "labkit-root", "-d", str(root), str(raw), DISK_SIZE],
-        what="mkfs.ext4 (packing the guest root filesystem)",
-    )
+    if variant == "uefi":
+        uefi.assemble_disk(root, directory, DISK_SIZE, manifest_extra["root_uuid"], esp_id)
+    else:
+        tools.run(
+            ["mkfs.ext4", "-q", "-F", "-L", "labkit-root", "-d", str(root), str(raw), DISK_SIZE],
+            what="mkfs.ext4 (packing the guest root filesystem)",
+        )
     tools.run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(directory / "disk.qcow2")], what="qemu-img convert")
     raw.unlink()
     shutil.rmtree(root)
     manifest = {
         "kernel_release": release,
         "suite": SUITE,
-        "packages": list(PACKAGES),
+        "packages": list(packages),
+        **manifest_extra,
         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "build_seconds": round(time.monotonic() - started, 1),
     }
@@ -180,5 +209,5 @@ def _build(directory: Path, pubkey: str, log) -> Image:
     return Image(directory, release)
 
 
-if __name__ == "__main__":  # python -m simlab.image: build the image only
-    print(ensure_image(log=lambda m: print(m, file=sys.stderr)))
+if __name__ == "__main__":  # python -m simlab.image [uefi]: build the image (variant) only
+    print(ensure_image(log=lambda m: print(m, file=sys.stderr), variant=sys.argv[1] if len(sys.argv) > 1 else ""))

@@ -17,9 +17,10 @@ from simlab.errors import SimlabError
 GUEST_GROUPS = ("build_hosts", "rpi", "dcpim_hosts", "qemu_hosts")
 BMC_GROUPS = ("idrac_machines",)
 _PLUGIN_LOADER_READY = False
-# How a guest boots: "direct" (QEMU loads the image's kernel) or "rpi" (the emulated Pi firmware
-# chooses the kernel from the guest's boot partition, as config.txt/tryboot.txt say).
-FIRMWARES = ("direct", "rpi")
+# How a guest boots: "direct" (QEMU loads the image's kernel), "rpi" (the emulated Pi firmware
+# chooses the kernel from the guest's boot partition, as config.txt/tryboot.txt say) or "uefi"
+# (OVMF runs GRUB EFI from the guest's disk; grub-reboot/grub-set-default choose the next boot).
+FIRMWARES = ("direct", "rpi", "uefi")
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class GuestSpec:
     memory_mb: int
     cpus: int
     boot_timeout: int
-    firmware: str = ""  # "rpi": booted by the emulated Raspberry Pi firmware
+    firmware: str = ""  # "rpi": the emulated Raspberry Pi firmware; "uefi": OVMF + GRUB EFI
     tryboot_timeout: int = 240
 
     @property

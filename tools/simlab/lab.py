@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from simlab import bmc, image, inventory, paths, rpi_firmware, tools
+from simlab import bmc, image, inventory, paths, rpi_firmware, tools, uefi
 from simlab.errors import SimlabError
 from simlab.guest import SSH_OPTIONS, GuestRun, console_tail, process_alive, process_cmdline
 from simlab.inventory import GuestSpec, LabSpec
@@ -36,6 +36,7 @@ class Lab:
         self._started_at = time.monotonic()
         self._state_lock = threading.Lock()
         self._image: image.Image | None = None
+        self._uefi_image: image.Image | None = None
 
     # Public API ------------------------------------------------------------------------------
     @property
@@ -55,6 +56,14 @@ class Lab:
         if self._image is None:
             self._image = image.ensure_image(self.log)
         return self._image
+
+    def image_for(self, firmware: str) -> image.Image:
+        """The image a guest of this firmware boots: uefi guests have their own (a partitioned disk)."""
+        if firmware != "uefi":
+            return self.image
+        if self._uefi_image is None:
+            self._uefi_image = image.ensure_image(self.log, variant="uefi")
+        return self._uefi_image
 
     def log(self, message: str) -> None:
         self._log(f"[simlab {time.monotonic() - self._started_at:6.1f}s] {message}")
@@ -169,14 +178,14 @@ class Lab:
             return {}
         if "switch" in missing:
             self._start_switch(state)
-        img = self.image
-        templates = {} if cold else self._templates(img, guests)
+        images = {firmware: self.image_for(firmware) for firmware in sorted({g.firmware for g in guests})}
+        templates = {} if cold else self._templates(guests)
         self.log(
             f"starting {len(guests)} guest(s) {'cold' if cold else 'from the saved state'}: "
             + ", ".join(g.name for g in guests)
         )
         with ThreadPoolExecutor(max_workers=len(guests)) as pool:
-            futures = {g.name: pool.submit(self._start_guest, g, img, templates, state) for g in guests}
+            futures = {g.name: pool.submit(self._start_guest, g, images[g.firmware], templates, state) for g in guests}
             return {name: future.result() for name, future in futures.items()}
 
     def _start_switch(self, state: dict) -> None:
@@ -216,6 +225,10 @@ class Lab:
             boot_disk = template / "boot.img" if template else self._stock_boot(img)
             run.prepare_disks(template / "disk.qcow2" if template else img.disk, bool(template), boot_disk)
             pid, marker = self._start_firmware(spec, run, img, incoming), f"simlab.rpi_firmware {run.directory}"
+        elif spec.firmware == "uefi":  # the template's EFI variables go with its memory and disk
+            efi_vars = template / "efivars.fd" if template else uefi.OVMF_VARS
+            base = template / "disk.qcow2" if template else img.disk
+            pid, marker = run.start(img, base, incoming=incoming, efi_vars=efi_vars), f"labkit-{spec.name}"
         elif template:
             pid, marker = run.start(img, template / "disk.qcow2", incoming=incoming), f"labkit-{spec.name}"
         else:
@@ -302,11 +315,13 @@ class Lab:
                     script,
                 ]
             )
-        run.ssh(script, timeout=120)
+        if spec.firmware == "uefi":  # a cold-booted guest still has the image's bootstrap grub.cfg
+            script = f"{UPDATE_GRUB_IF_BOOTSTRAP}\n{script}"
+        run.ssh(script, timeout=180 if spec.firmware == "uefi" else 120)
 
-    def _templates(self, img: image.Image, guests: list[GuestSpec]) -> dict:
+    def _templates(self, guests: list[GuestSpec]) -> dict:
         shapes = sorted({_shape(g) for g in guests})
-        return {shape: self._ensure_template(img, *shape) for shape in shapes}
+        return {shape: self._ensure_template(self.image_for(shape[2]), *shape) for shape in shapes}
 
     def _ensure_template(self, img: image.Image, memory_mb: int, cpus: int, firmware: str) -> Path:
         """A guest booted once and saved while running; restoring it skips the whole boot."""
@@ -329,11 +344,18 @@ class Lab:
         self.log(f"booting the template guest once ({memory_mb} MB, {cpus} CPUs{suffix}; about 1-2 minutes)")
         started = time.monotonic()
         # A sim Pi's template carries a pristine copy of the stock boot partition.
-        pid = run.start(img, img.disk, boot_disk=self._stock_boot(img) if firmware == "rpi" else None)
+        pid = run.start(
+            img,
+            img.disk,
+            boot_disk=self._stock_boot(img) if firmware == "rpi" else None,
+            efi_vars=uefi.OVMF_VARS if firmware == "uefi" else None,
+        )
         try:
             run.wait_ssh(600, pid)
             # Save a settled system: everything that starts at boot has started.
             run.ssh("timeout 120 systemctl is-system-running --wait || true; sync", timeout=180)
+            if firmware == "uefi":  # the real grub.cfg, written where GRUB reads it, by the guest's own update-grub
+                run.ssh(f"{UPDATE_GRUB_IF_BOOTSTRAP}\nsync", timeout=180)
             run.save_state(directory / "memory.state")
         except BaseException:
             _terminate(pid)
@@ -418,6 +440,9 @@ class Lab:
         with open(self.directory / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
+
+
+UPDATE_GRUB_IF_BOOTSTRAP = "grep -q '^### BEGIN /etc/grub.d/10_linux' /boot/grub/grub.cfg || update-grub 2>&1"
 
 
 def _shape(guest: GuestSpec) -> tuple[int, int, str]:
