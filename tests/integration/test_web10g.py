@@ -100,7 +100,7 @@ def _loaded(lab: Lab, host: str) -> None:
 
 
 def test_kernel_without_tcp_estats_is_refused(setup):
-    lab, refused = setup["lab"], setup["refused"]
+    refused = setup["refused"]
     assert refused.failed(BUILDER) == 1, refused.stdout[-3000:]
     assert "lacks CONFIG_TCP_ESTATS=y (it has CONFIG_TCP_ESTATS unset)" in refused.stdout, refused.stdout[-3000:]
     assert "labkit.cluster.kernel_build with the web10g kernel patch" in refused.stdout
