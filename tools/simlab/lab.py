@@ -316,7 +316,7 @@ class Lab:
                 ]
             )
         if spec.firmware == "uefi":  # a cold-booted guest still has the image's bootstrap grub.cfg
-            script = f"{UPDATE_GRUB_IF_BOOTSTRAP}\n{script}"
+            script = f"set -e\n{UPDATE_GRUB_IF_BOOTSTRAP}\n{script}"
         run.ssh(script, timeout=180 if spec.firmware == "uefi" else 120)
 
     def _templates(self, guests: list[GuestSpec]) -> dict:
@@ -327,7 +327,8 @@ class Lab:
         """A guest booted once and saved while running; restoring it skips the whole boot."""
         suffix = f"-{firmware}" if firmware else ""
         directory = img.directory / "templates" / f"m{memory_mb}-c{cpus}-q{_qemu_version()}{suffix}"
-        if (directory / "memory.state").exists() and (directory / "disk.qcow2").exists():
+        needed = ["memory.state", "disk.qcow2", *(["efivars.fd"] if firmware == "uefi" else [])]
+        if all((directory / name).exists() for name in needed):
             return directory
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
