@@ -85,6 +85,7 @@ def setup(tmp_path_factory):
     full = dict(
         sources,
         web10g_dlkm_kernel_requires={"CONFIG_NET": "y"},
+        web10g_dlkm_compat_patches=[],  # the role's compat patch is for upstream's source, not the fixture's
         web10g_dlkm_div_u64_patch="always",
         web10g_dlkm_div_u64_patches=[str(FIXTURES / "web10g_dlkm" / "div_u64.patch")],
         web10g_userland_smoke_test=True,
