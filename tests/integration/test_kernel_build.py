@@ -3,7 +3,9 @@
 One x86_64 build (tinyconfig + what booting in QEMU needs + the project's fixture patch, which adds
 CONFIG_LABKIT_DEMO as a module + a LOCALVERSION) is shared by the tests of this module; it boots to a
 busybox initramfs that prints `uname -r`, the fixture symbol from /proc/config.gz and /proc/labkit_demo
-after loading the module from the artifact's modules tree. A second run must build nothing. Kconfig
+after loading the module from the artifact's modules tree and an out-of-tree module built against the
+artifact's headers tree (kernel_build_headers), copied elsewhere first to show it stands alone. A second
+run must build nothing. Kconfig
 dropping a requested symbol and a patch that does not apply must fail early, naming the culprit. A
 cross build for arm64 must give an arm64 Image.
 
@@ -100,6 +102,7 @@ def x86_vars(**overrides):
         "kernel_build_localversion": LOCALVERSION,
         "kernel_build_arch": "x86_64",
         "kernel_build_targets": ["bzImage", "modules"],
+        "kernel_build_headers": True,
     }
     variables.update(overrides)
     return variables
@@ -201,9 +204,90 @@ def test_artifact_has_image_modules_config_and_manifest(x86_build):
     assert (release_dir / "modules.dep").is_file()
     assert not (release_dir / "build").is_symlink() and not (release_dir / "source").is_symlink()
     assert artifact["dtbs_path"] == "" and artifact["overlays_path"] == ""
+    assert manifest["files"]["headers"] == "headers" and manifest["inputs"]["headers"] is True
+    assert artifact["headers_path"] == str(path / "headers")
+    # the hash is that of the inputs (headers only enter them when set, which keeps older ids)
+    inputs_json = json.dumps(manifest["inputs"], sort_keys=True)
+    assert hashlib.sha256(inputs_json.encode()).hexdigest() == artifact["hash"]
 
 
-def _initramfs(artifact: dict, dest: Path) -> Path:
+# An out-of-tree module that needs the kernel's Module.symvers (init_uts_ns is an exported symbol).
+EXTERNAL_MODULE_C = """\
+// SPDX-License-Identifier: GPL-2.0
+#include <linux/module.h>
+#include <linux/utsname.h>
+
+static int __init labkit_ext_init(void)
+{
+	pr_info("labkit_ext: loaded into %s\\n", init_utsname()->release);
+	return 0;
+}
+
+static void __exit labkit_ext_exit(void)
+{
+}
+
+module_init(labkit_ext_init);
+module_exit(labkit_ext_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("labkit test: built against kernel_build's headers tree");
+"""
+
+
+@pytest.fixture(scope="module")
+def external_module(x86_build, tmp_path_factory):
+    """labkit_ext.ko, built against a copy of the artifact's headers tree in a fresh directory."""
+    headers = Path(x86_build["artifact"]["headers_path"])
+    assert headers.is_dir(), f"no headers tree in the artifact: {x86_build['artifact']}"
+    base = tmp_path_factory.mktemp("elsewhere")
+    copy = base / "headers"
+    start = time.monotonic()
+    shutil.copytree(headers, copy, symlinks=True)
+    copy_seconds = time.monotonic() - start
+    module_dir = base / "labkit_ext"
+    module_dir.mkdir()
+    (module_dir / "labkit_ext.c").write_text(EXTERNAL_MODULE_C)
+    (module_dir / "Kbuild").write_text("obj-m := labkit_ext.o\n")
+    start = time.monotonic()
+    built = subprocess.run(
+        ["make", "-C", str(copy), f"M={module_dir}", "-j2", "modules"],
+        env=dict(os.environ, LC_ALL="C"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    make_seconds = time.monotonic() - start
+    assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-4000:]
+    print(f"headers copied in {copy_seconds:.1f} s, external module built in {make_seconds:.1f} s")
+    return {"headers": copy, "dir": module_dir, "ko": module_dir / "labkit_ext.ko", "make": built}
+
+
+def test_headers_tree_builds_an_external_module_from_anywhere(x86_build, external_module):
+    artifact = x86_build["artifact"]
+    copy = external_module["headers"]
+    for name in (".config", "Module.symvers", "Makefile", "include/generated/utsrelease.h", "scripts/mod/modpost"):
+        assert (copy / name).exists(), name
+    # the kernel's own Makefile, not the build directory's wrapper around it
+    assert "\nVERSION = " in (copy / "Makefile").read_text()[:200]
+    assert (copy / "include/config/kernel.release").read_text().strip() == artifact["release"]
+    if "CONFIG_OBJTOOL=y" in (copy / ".config").read_text().splitlines():
+        assert os.access(copy / "tools/objtool/objtool", os.X_OK)
+    outside = [p for p in copy.rglob("*") if p.is_symlink() and copy.resolve() not in p.resolve().parents]
+    assert not outside, f"links out of the headers tree: {outside[:5]}"
+
+    ko = external_module["ko"]
+    assert ko.is_file(), external_module["make"].stdout[-4000:]
+    vermagic = subprocess.run(
+        ["modinfo", "-F", "vermagic", str(ko)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert vermagic.startswith(artifact["release"] + " "), vermagic
+    # the compiler read its headers from the copy, not from the build directory or the source tree
+    deps = (external_module["dir"] / ".labkit_ext.o.cmd").read_text()
+    assert "include/linux/module.h" in deps and str(WORKDIR) not in deps, deps[:2000]
+
+
+def _initramfs(artifact: dict, dest: Path, external_ko: Path) -> Path:
     """A busybox initramfs (uncompressed newc cpio: tinyconfig has no decompressors) that reports and reboots."""
     root = dest / "root"
     for sub in ("bin", "proc", "sys", "dev"):
@@ -211,6 +295,7 @@ def _initramfs(artifact: dict, dest: Path) -> Path:
     shutil.copy2(BUSYBOX, root / "bin" / "busybox")
     modules = Path(artifact["modules_path"]) / "lib" / "modules"
     shutil.copytree(modules, root / "lib" / "modules", symlinks=True)
+    shutil.copy2(external_ko, root / "lib" / external_ko.name)
     init = root / "init"
     init.write_text(
         "#!/bin/busybox sh\n"
@@ -220,6 +305,7 @@ def _initramfs(artifact: dict, dest: Path) -> Path:
         'echo "LABKIT uname=$(uname -r)"\n'
         "zcat /proc/config.gz | grep -E '^CONFIG_(LABKIT_DEMO|LOCALVERSION)=' | sed 's/^/LABKIT config /'\n"
         'insmod "/lib/modules/$(uname -r)/kernel/lib/labkit_demo.ko" && echo "LABKIT proc=$(cat /proc/labkit_demo)"\n'
+        'insmod /lib/labkit_ext.ko && echo "LABKIT ext=$(grep -o "^labkit_ext " /proc/modules)"\n'
         "echo LABKIT done\n"
         "reboot -f\n"
     )
@@ -237,10 +323,10 @@ def _initramfs(artifact: dict, dest: Path) -> Path:
     return image
 
 
-def test_kernel_boots_in_qemu_with_its_release_and_the_fixture_symbol(x86_build, tmp_path):
+def test_kernel_boots_in_qemu_with_its_release_and_the_fixture_symbol(x86_build, external_module, tmp_path):
     _require(BUSYBOX)
     artifact = x86_build["artifact"]
-    initramfs = _initramfs(artifact, tmp_path)
+    initramfs = _initramfs(artifact, tmp_path, external_module["ko"])
     console = tmp_path / "console.log"
     cmd = [
         "qemu-system-x86_64",
@@ -276,6 +362,8 @@ def test_kernel_boots_in_qemu_with_its_release_and_the_fixture_symbol(x86_build,
     assert "LABKIT config CONFIG_LABKIT_DEMO=m" in lines, output[-4000:]
     assert f'LABKIT config CONFIG_LOCALVERSION="{LOCALVERSION}"' in lines, output[-4000:]
     assert f"LABKIT proc=labkit_demo {artifact['release']}" in lines, output[-4000:]
+    assert "LABKIT ext=labkit_ext" in lines, output[-4000:]
+    assert f"labkit_ext: loaded into {artifact['release']}" in output, output[-4000:]
     assert "LABKIT done" in lines
 
 
@@ -321,6 +409,23 @@ def test_cross_build_gives_an_arm64_image(inventory, tarball_sha256):
     assert artifact["modules_path"] == ""
     config = Path(artifact["config"]).read_text()
     assert "CONFIG_ARM64=y" in config and 'CONFIG_LOCALVERSION="-labkit-arm64"' in config
+
+
+def test_headers_are_refused_for_a_cross_build(inventory, tarball_sha256):
+    """Host programs in a headers tree run on the build host only: a cross build with headers fails early."""
+    play = kernel_play(
+        tarball_sha256,
+        kernel_build_arch="arm64",
+        kernel_build_cross_compile="aarch64-linux-gnu-",
+        kernel_build_targets=["Image", "modules"],
+        kernel_build_headers=True,
+    )
+    result, seconds = timed(play, inventory)
+    assert result.rc != 0 and result.failed("localhost")
+    msg = result.result("localhost", "Refuse headers for a cross build")["msg"]
+    assert "native builds only" in msg and "aarch64-linux-gnu-" in msg, msg
+    assert not build_task_results(result)
+    print(f"cross build with headers refused after {seconds:.0f} s")
 
 
 # A stand-in for the kernel's Makefile with only the configuration targets kernel_build runs; its
