@@ -5,8 +5,7 @@ time and fetched on the controller (the guests have no internet). In order: the 
 2-CPU guests; a group that mixes kernels is warned about and bad input is refused; the stock path with
 the CPU patch builds, installs, loads, sets sysctls and runs the sample over the private network into a
 report; a second run changes nothing; a patch that does not apply is named; the module unloads cleanly.
-The patched-kernel path (kernel build, GRUB trial boot, commit, fallback) needs the `uefi` guest
-firmware and a kernel build: see test_patched_kernel_path.
+The patched-kernel path (kernel build, GRUB trial boot, commit, fallback) is test_dcpim_patched.py.
 """
 
 import os
@@ -193,94 +192,3 @@ def test_absent_unloads_cleanly(setup, first):
         assert lab.ssh(host, "test -e /sys/module/dcpim_module || test -d /proc/sys/net/dcpim", check=False).returncode
         log = lab.ssh(host, "dmesg | grep DCPIM: | tail -2").stdout
         assert "match socket cleaned" in log and "module unloaded (match socket cleaned)" in log, log
-
-
-def _uefi_supported() -> bool:
-    from simlab import inventory
-
-    return "uefi" in getattr(inventory, "FIRMWARES", ())
-
-
-@pytest.mark.skipif(
-    not _uefi_supported() or not os.environ.get("LABKIT_DCPIM_PATCHED"),
-    reason=(
-        "the patched-kernel path builds a kernel on the guest (linux-source-6.1 + tests/fixtures/kernel/"
-        "sim-guest-x86_64.config: far beyond this file's 6-minute budget on 2 cores under TCG) and trial-boots it"
-        " through GRUB in `simlab_firmware: uefi` guests; it also needs the kernel build tools (bison, flex, bc,"
-        " libelf-dev, libssl-dev) in the guest image. Run it with LABKIT_DCPIM_PATCHED=1 where both hold"
-    ),
-)
-def test_patched_kernel_path(tmp_path_factory):
-    """patched: kernel_build on the host, installed beside the running kernel, grub-reboot trial, commit.
-
-    A lab of its own (dp-3, dp-4, uefi firmware). The kernel source is Debian's linux-source-6.1 tarball on
-    the controller, the "dcPIM kernel patch" the stand-in's kernel_impl/diff.patch (the role's default).
-    dp-4's kernel cannot mount its root (no virtio-blk): it must come back on its old kernel and be
-    reported failed.
-    """
-    tarballs = sorted(Path("/usr/src").glob("linux-source-6.1.tar.*"))
-    if not tarballs:
-        pytest.skip("Debian's linux-source-6.1 is not installed on the controller")
-    import hashlib
-
-    tarball = tarballs[0]
-    sha256 = hashlib.sha256(tarball.read_bytes()).hexdigest()
-    base = tmp_path_factory.mktemp("dcpim-patched")
-    url = make_repo(base / "repo")
-    directory = base / "inventory"
-    shutil.copytree(ROOT / "inventories" / "sim" / "group_vars", directory / "group_vars")
-    fragment = ROOT / "tests" / "fixtures" / "kernel" / "sim-guest-x86_64.config"
-    # dp-4: the same kernel without its root disk's driver; it panics and reboots (PANIC_TIMEOUT) into GRUB's
-    # saved default, the old kernel
-    broken = base / "no-virtio-blk.config"
-    broken.write_text("".join(line for line in fragment.read_text().splitlines(True) if "VIRTIO_BLK" not in line))
-    hosts = {
-        "dp-3": {"ansible_port": 2287, "lab_address": "10.213.7.13"},
-        "dp-4": {
-            "ansible_port": 2288,
-            "lab_address": "10.213.7.14",
-            "dcpim_module_kernel_config_fragments": [str(broken)],
-            "dcpim_module_kernel_config": {"DEBUG_INFO": "n", "PANIC_TIMEOUT": 5},
-            "dcpim_module_kernel_localversion": "-dcpim-broken",
-        },
-    }
-    common = {
-        "simlab_firmware": "uefi",
-        "dcpim_module_enabled": True,
-        "dcpim_module_kernel": "patched",
-        "dcpim_module_cpu_patch": True,
-        "dcpim_module_git_url": url,
-        "dcpim_module_git_version": "main",
-        "dcpim_module_fetch_on": "controller",
-        "dcpim_module_controller_cache": str(base / "cache"),
-        # kernel_build fetches on the build host (the guest, no internet): the test copies the tarball there
-        "dcpim_module_kernel_tarball_url": f"file:///var/tmp/{tarball.name}",
-        "dcpim_module_kernel_tarball_sha256": sha256,
-        "dcpim_module_kernel_config_base": "tinyconfig",
-        "dcpim_module_kernel_config_fragments": [str(fragment)],
-        "dcpim_module_kernel_initramfs": False,
-        "dcpim_module_trial_timeout": 600,
-    }
-    inventory = {"all": {"children": {"dcpim_hosts": {"hosts": hosts, "vars": common}}}}
-    (directory / "hosts.yml").write_text(yaml.safe_dump(inventory))
-    lab = Lab(directory)
-    lab.up()
-    try:
-        for host in hosts:
-            lab.copy_to(host, tarball, f"/var/tmp/{tarball.name}")
-        before = {host: lab.ssh(host, "uname -r").stdout.strip() for host in hosts}
-        result = run_playbook(PLAYBOOK, inventory=directory, timeout=7200)
-        assert result.failed("dp-3") == 0, result.stdout[-4000:]
-        release = lab.ssh("dp-3", "uname -r").stdout.strip()
-        assert release.endswith("-dcpim") and release != before["dp-3"]
-        assert lab.ssh("dp-3", "test -d /proc/sys/net/dcpim").returncode == 0
-        lab.reboot("dp-3")
-        assert lab.ssh("dp-3", "uname -r").stdout.strip() == release, "committed as the default"
-        assert result.failed("dp-4") == 1
-        assert "did not come back" in result.stdout or "came back with" in result.stdout
-        assert lab.ssh("dp-4", "uname -r").stdout.strip() == before["dp-4"]
-        again = run_playbook(PLAYBOOK, inventory=directory, limit="dp-3")
-        assert again.changed("dp-3") == 0, again.stdout[-4000:]
-    finally:
-        if not os.environ.get("LABKIT_KEEP_LAB"):
-            lab.down()

@@ -1,0 +1,147 @@
+"""dcpim_module, patched kernel: built once on the controller, trial-booted through GRUB, committed.
+
+A lab of its own: dp-3 and dp-4, `simlab_firmware: uefi` guests (OVMF + GRUB EFI, so grub-reboot and
+grub-set-default really decide what boots). The kernel is Debian's linux-source-6.1 with the dcPIM
+stand-in's kernel_impl/diff.patch (the role's default kernel patch) and a small configuration
+(tinyconfig + tests/fixtures/kernel/sim-guest-x86_64.config), built by kernel_build with
+`dcpim_module_kernel_build_host: localhost` in the kernel cache test_kernel_build shares; the guests get
+the artifact, its headers tree, and build the module against it after the trial boot. dp-4's kernel
+lacks its root disk's driver: it panics, reboots (PANIC_TIMEOUT) into GRUB's saved default, the old
+kernel, and the host is reported failed. The kernels have no initramfs: Debian's update-grub then names
+the root by device (root=/dev/vda2), which the kernel resolves itself.
+The lab is also simlab's own test of the uefi firmware (its guests boot from their own disks).
+"""
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from playbook_runner import run_playbook
+from simlab.lab import Lab
+from test_dcpim_module import PLAYBOOK, ROOT, make_repo
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+CACHE = Path(os.environ.get("LABKIT_CACHE", Path.home() / ".cache" / "labkit"))
+KERNEL_WORKDIR = Path(os.environ.get("LABKIT_KERNEL_WORKDIR", CACHE / "kernel"))
+TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
+FRAGMENT = ROOT / "tests" / "fixtures" / "kernel" / "sim-guest-x86_64.config"
+HOSTS = ("dp-3", "dp-4")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    if not TARBALL.exists():
+        pytest.fail(f"missing {TARBALL}: run ./labkit setup (Debian package linux-source-6.1)")
+    base = tmp_path_factory.mktemp("dcpim-patched")
+    url = make_repo(base / "repo")
+    directory = base / "inventory"
+    shutil.copytree(ROOT / "inventories" / "sim" / "group_vars", directory / "group_vars")
+    broken = base / "no-virtio-blk.config"
+    broken.write_text("".join(line for line in FRAGMENT.read_text().splitlines(True) if "VIRTIO_BLK" not in line))
+    hosts = {
+        "dp-3": {"ansible_port": 2287, "lab_address": "10.213.7.13"},
+        "dp-4": {
+            "ansible_port": 2288,
+            "lab_address": "10.213.7.14",
+            "dcpim_module_kernel_config_fragments": [str(broken)],
+            "dcpim_module_kernel_config": {"DEBUG_INFO": "n", "PANIC_TIMEOUT": 5},
+            "dcpim_module_kernel_localversion": "-dcpim-broken",
+        },
+    }
+    common = {
+        "simlab_firmware": "uefi",
+        "dcpim_module_enabled": True,
+        "dcpim_module_kernel": "patched",
+        "dcpim_module_cpu_patch": True,
+        "dcpim_module_git_url": url,
+        "dcpim_module_git_version": "main",
+        "dcpim_module_fetch_on": "controller",
+        "dcpim_module_controller_cache": str(base / "cache"),
+        "dcpim_module_kernel_build_host": "localhost",
+        "dcpim_module_kernel_workdir": str(KERNEL_WORKDIR),
+        "dcpim_module_kernel_tarball_url": f"file://{TARBALL}",
+        "dcpim_module_kernel_tarball_sha256": hashlib.sha256(TARBALL.read_bytes()).hexdigest(),
+        "dcpim_module_kernel_config_base": "tinyconfig",
+        "dcpim_module_kernel_config_fragments": [str(FRAGMENT)],
+        "dcpim_module_kernel_initramfs": False,
+        "dcpim_module_trial_timeout": 420,
+    }
+    inventory = {"all": {"children": {"dcpim_hosts": {"hosts": hosts, "vars": common}}}}
+    (directory / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    simlab = Lab(directory)
+    simlab.up()
+    before = {host: simlab.ssh(host, "uname -r").stdout.strip() for host in HOSTS}
+    yield {"lab": simlab, "inventory": directory, "before": before}
+    if not os.environ.get("LABKIT_KEEP_LAB"):
+        simlab.down()
+
+
+def console(lab, host: str) -> str:
+    return (lab["lab"].directory / host / "console.log").read_bytes().decode(errors="replace")
+
+
+def test_guests_boot_through_ovmf_and_grub_from_their_own_disks(lab):
+    guest = lab["lab"]
+    out = guest.ssh(
+        "dp-3",
+        "test -d /sys/firmware/efi && echo efi; findmnt -no FSTYPE,SOURCE /boot/efi; findmnt -no SOURCE /; "
+        "ls /boot/efi/EFI/BOOT; test -s /boot/grub/grubenv && echo grubenv; "
+        "grep -c '^### BEGIN /etc/grub.d/10_linux' /boot/grub/grub.cfg",
+    ).stdout.split()
+    assert out == ["efi", "vfat", "/dev/vda1", "/dev/vda2", "BOOTX64.EFI", "grubenv", "1"]
+    cmdline = guest.ssh("dp-3", "cat /proc/cmdline").stdout
+    assert "console=ttyS0,115200" in cmdline and "net.ifnames=0" in cmdline
+    assert guest.ssh("dp-3", "ip -o link show eth1").returncode == 0
+    assert lab["before"]["dp-3"] == guest.image_for("uefi").kernel_release
+
+
+@pytest.fixture(scope="module")
+def trial(lab):
+    """The whole group in one run: dp-3's kernel and then dp-4's are built, and both trial-booted."""
+    return run_playbook(PLAYBOOK, inventory=lab["inventory"], timeout=3600)
+
+
+def test_trial_boot_commits_the_kernel(lab, trial):
+    guest = lab["lab"]
+    assert trial.failed("dp-3") == 0, trial.stdout[-4000:]
+    release = guest.ssh("dp-3", "uname -r").stdout.strip()
+    assert release.endswith("-dcpim") and release != lab["before"]["dp-3"]
+    assert release.startswith("6.1.")
+    assert "root=/dev/vda2" in guest.ssh("dp-3", "cat /proc/cmdline").stdout
+    assert (
+        guest.ssh("dp-3", f"readlink /lib/modules/{release}/build").stdout.strip()
+        == f"/usr/src/labkit-headers-{release}"
+    )
+    # the module was built against the new kernel's headers tree and loaded into it
+    assert guest.ssh("dp-3", "test -d /proc/sys/net/dcpim").returncode == 0
+    vermagic = guest.ssh("dp-3", f"modinfo -F vermagic /lib/modules/{release}/extra/dcpim_module.ko").stdout
+    assert vermagic.startswith(release + " "), vermagic
+    # committed: GRUB's saved default is the entry that booted (the trial already showed GRUB boots it),
+    # and the one-shot entry is spent
+    env = guest.ssh("dp-3", "grub-editenv - list").stdout
+    assert "saved_entry=gnulinux-advanced-" in env and f"-{release}-advanced-" in env, env
+    assert "next_entry=\n" in env + "\n" or "next_entry" not in env, env
+
+
+def test_kernel_that_does_not_come_back_leaves_the_old_one(lab, trial):
+    assert trial.failed("dp-4") == 1
+    assert "did not come back" in trial.stdout or "came back with" in trial.stdout, trial.stdout[-4000:]
+    assert "GRUB's saved default was not changed" in trial.stdout
+    guest = lab["lab"]
+    assert guest.ssh("dp-4", "uname -r").stdout.strip() == lab["before"]["dp-4"]
+    env = guest.ssh("dp-4", "grub-editenv - list").stdout
+    assert "-dcpim-broken" not in env, env
+    # OVMF, GRUB, the trial kernel's panic, GRUB again (its one-shot entry spent), the old kernel
+    text = console(lab, "dp-4")
+    assert "Kernel panic" in text and "VFS: Unable to mount root" in text
+    assert text.count("Welcome to GRUB!") >= 2 and "BdsDxe: starting" in text
+
+
+def test_second_run_changes_nothing(lab, trial):
+    again = run_playbook(PLAYBOOK, inventory=lab["inventory"], limit="dp-3")
+    assert again.rc == 0, again.stdout[-4000:]
+    assert again.changed("dp-3") == 0, again.stdout[-4000:]
