@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # headers.sh SRCTREE BUILDDIR SRCARCH DEST
 #
 # Assemble in DEST a standalone tree to build out-of-tree modules against (`make -C DEST M=...`), the
