@@ -1,19 +1,24 @@
-"""Shared test set-up: the checkout is importable as the collection, simlab as a package."""
+"""Shared test set-up: the checkout is importable as the collection, simlab as a package, and the
+tests are grouped for a parallel run (`./labkit test` runs pytest-xdist with `--dist loadgroup`)."""
 
+import contextlib
 import os
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("LABKIT_CACHE", Path.home() / ".cache" / "labkit"))
 COLLECTIONS = CACHE / "collections"
 
 # ./labkit links the checkout at COLLECTIONS/ansible_collections/labkit/cluster; do it here too so a
-# bare `pytest` works after `./labkit setup`.
+# bare `pytest` works after `./labkit setup` (two xdist workers may race to make it).
 _link = COLLECTIONS / "ansible_collections" / "labkit" / "cluster"
 if not _link.exists():
     _link.parent.mkdir(parents=True, exist_ok=True)
-    _link.symlink_to(ROOT)
+    with contextlib.suppress(FileExistsError):
+        _link.symlink_to(ROOT)
 
 for path in (str(COLLECTIONS), str(ROOT / "tools")):
     if path not in sys.path:
@@ -23,8 +28,58 @@ os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
 os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", f"{COLLECTIONS}:{CACHE / 'peers'}")
 os.environ.setdefault("LABKIT_CACHE", str(CACHE))
 
+# Work units of a parallel run. A unit runs on one worker, in order, so its module fixtures are set
+# up once: every test module is a unit of its own, except
+#   - every module on the shared sim lab (the session fixture `lab`): one lab, booted once;
+#   - the modules that build or boot the suite kernel (tests/suite_kernel.py): kernel_build builds it
+#     and the dcPIM trial boot reuses its artifact, so they never build one tree at the same time.
+SHARED_LAB = "simlab"
+SUITE_KERNEL = "suite_kernel"
+_SUITE_KERNEL_MODULES = ("test_kernel_build", "test_dcpim_patched")
+# Longest units first (seconds with a warm cache, from bench/results/suite.md), so the long ones start
+# at once and the short ones fill in; a unit not listed counts as short.
+UNIT_SECONDS = {
+    SHARED_LAB: 700,
+    SUITE_KERNEL: 600,
+    "test_rpi_kernel": 300,
+    "test_web10g": 300,
+    "test_simlab_rpi": 250,
+    "test_dcpim_module": 200,
+    "test_molecule": 200,
+    "test_simlab_lifecycle": 120,
+    "test_nrk_baremetal": 100,
+    "test_lint": 100,
+    "test_idrac_power": 90,
+    "test_nrk_host_setup": 90,
+}
 
+
+def _uses_shared_lab(item) -> bool:
+    defs = getattr(item, "_fixtureinfo", None)
+    fixturedefs = defs.name2fixturedefs.get("lab", ()) if defs else ()
+    return bool(fixturedefs) and fixturedefs[-1].scope == "session"
+
+
+def work_unit(item) -> str:
+    module = Path(str(item.fspath)).stem
+    if _uses_shared_lab(item):
+        return SHARED_LAB
+    if module in _SUITE_KERNEL_MODULES:
+        return SUITE_KERNEL
+    return module
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session, config, items):
-    """Run the tests that need the sim lab last, together: its guests keep using CPU while up, so
-    CPU-heavy tests (kernel builds, Molecule) run before it boots. Order is otherwise kept."""
-    items.sort(key=lambda item: item.get_closest_marker("lab") is not None)
+    """Group the tests into work units and order the units longest first; within a unit, the order of
+    the files is kept (kernel_build before the dcPIM trial boot that reuses its kernel)."""
+    units = {}
+    for item in items:
+        unit = work_unit(item)
+        units.setdefault(unit, []).append(item)
+        item.add_marker(pytest.mark.xdist_group(unit))
+    order = sorted(units, key=lambda unit: -UNIT_SECONDS.get(unit, 0))
+    for unit, tests in units.items():
+        if unit == SUITE_KERNEL:
+            tests.sort(key=lambda item: _SUITE_KERNEL_MODULES.index(Path(str(item.fspath)).stem))
+    items[:] = [item for unit in order for item in units[unit]]

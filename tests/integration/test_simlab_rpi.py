@@ -20,7 +20,7 @@ HOST = "fw-pi"
 def pi(tmp_path_factory):
     directory = tmp_path_factory.mktemp("rpi") / "inventory"
     shutil.copytree(ROOT / "inventories" / "sim" / "group_vars", directory / "group_vars")
-    hosts = {HOST: {"ansible_port": 2287, "lab_address": "10.213.7.1"}}
+    hosts = {HOST: {"ansible_port": 2289, "lab_address": "10.213.7.1"}}
     (directory / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"rpi": {"hosts": hosts}}}}))
     lab = Lab(directory)
     lab.up()

@@ -18,11 +18,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from simlab import paths, tools
+from simlab import cachelock, paths, tools
 from simlab.errors import SimlabError
 from simlab.inventory import BmcSpec
 
 
+@cachelock.locked
 def ensure_tls() -> tuple[Path, Path, Path]:
     """A CA and a server certificate for 127.0.0.1/localhost, made once; returns (ca, cert, key)."""
     tools.require("openssl")

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from simlab import paths, tools, uefi
+from simlab import cachelock, paths, tools, uefi
 from simlab.errors import SimlabError
 
 RECIPE_VERSION = 3  # bump when the build steps below change
@@ -69,6 +69,7 @@ class Image:
         return self.directory / "initrd.img"
 
 
+@cachelock.locked
 def ensure_ssh_key() -> Path:
     key = paths.ssh_key()
     if not key.exists():
@@ -104,6 +105,7 @@ def image_key(pubkey: str, variant: str = "") -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
+@cachelock.locked
 def ensure_image(log=print, variant: str = "") -> Image:
     """Return the cached image, building it first when its inputs changed or it is incomplete."""
     tools.require("mmdebstrap", "qemu-img", "mkfs.ext4", "ssh-keygen")

@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from simlab import bmc, image, inventory, paths, rpi_firmware, tools, uefi
+from simlab import bmc, cachelock, image, inventory, paths, rpi_firmware, tools, uefi
 from simlab.errors import SimlabError
 from simlab.guest import SSH_OPTIONS, GuestRun, console_tail, process_alive, process_cmdline
 from simlab.inventory import GuestSpec, LabSpec
@@ -323,6 +323,7 @@ class Lab:
         shapes = sorted({_shape(g) for g in guests})
         return {shape: self._ensure_template(self.image_for(shape[2]), *shape) for shape in shapes}
 
+    @cachelock.locked
     def _ensure_template(self, img: image.Image, memory_mb: int, cpus: int, firmware: str) -> Path:
         """A guest booted once and saved while running; restoring it skips the whole boot."""
         suffix = f"-{firmware}" if firmware else ""

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from simlab import tools
+from simlab import cachelock, tools
 from simlab.errors import SimlabError
 from simlab.guest import GuestRun
 from simlab.image import Image
@@ -65,6 +65,7 @@ def stock_config() -> str:
     )
 
 
+@cachelock.locked
 def ensure_stock_boot_image(image_dir: Path, kernel: Path, initrd: Path, cmdline: str) -> Path:
     """The boot partition a fresh sim Pi has: stock kernel, initramfs, dtbs, overlays, config.txt."""
     target = image_dir / "rpi-boot.img"
