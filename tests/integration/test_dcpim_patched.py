@@ -3,8 +3,10 @@
 A lab of its own: dp-3 and dp-4, `simlab_firmware: uefi` guests (OVMF + GRUB EFI, so grub-reboot and
 grub-set-default really decide what boots). The kernel is Debian's linux-source-6.1 with the dcPIM
 stand-in's kernel_impl/diff.patch (the role's default kernel patch) and a small configuration
-(tinyconfig + tests/fixtures/kernel/sim-guest-x86_64.config), built by kernel_build with
-`dcpim_module_kernel_build_host: localhost` in the kernel cache test_kernel_build shares; the guests get
+(tinyconfig + tests/fixtures/kernel/sim-guest-x86_64.config): the suite kernel of tests/suite_kernel.py,
+with the demo patch as a site patch (dcpim_module_kernel_extra_patches), built by kernel_build with
+`dcpim_module_kernel_build_host: localhost`. test_kernel_build built that artifact earlier in the same
+work unit, so the trial boot finds it and builds nothing; the guests get
 the artifact, its headers tree, and build the module against it after the trial boot. dp-4's kernel
 has a built-in command line naming a root disk the guest does not have: it panics, resets (panic=-1)
 into GRUB's saved default, the old kernel, and the host is reported failed. The kernels have no
@@ -13,12 +15,11 @@ resolves itself.
 The lab is also simlab's own test of the uefi firmware (its guests boot from their own disks).
 """
 
-import hashlib
 import os
 import shutil
-from pathlib import Path
 
 import pytest
+import suite_kernel
 import yaml
 from playbook_runner import run_playbook
 from simlab.lab import Lab
@@ -26,10 +27,7 @@ from test_dcpim_module import PLAYBOOK, ROOT, make_repo
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
-CACHE = Path(os.environ.get("LABKIT_CACHE", Path.home() / ".cache" / "labkit"))
-KERNEL_WORKDIR = Path(os.environ.get("LABKIT_KERNEL_WORKDIR", CACHE / "kernel"))
-TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
-FRAGMENT = ROOT / "tests" / "fixtures" / "kernel" / "sim-guest-x86_64.config"
+TARBALL = suite_kernel.TARBALL
 HOSTS = ("dp-3", "dp-4")
 
 
@@ -55,7 +53,7 @@ def lab(tmp_path_factory):
         "dp-4": {
             "ansible_port": 2288,
             "lab_address": "10.213.7.14",
-            "dcpim_module_kernel_config_fragments": [str(FRAGMENT), str(broken)],
+            "dcpim_module_kernel_config_fragments": [*(str(f) for f in suite_kernel.FRAGMENTS), str(broken)],
             "dcpim_module_kernel_localversion": "-dcpim-broken",
         },
     }
@@ -68,12 +66,7 @@ def lab(tmp_path_factory):
         "dcpim_module_git_version": "main",
         "dcpim_module_fetch_on": "controller",
         "dcpim_module_controller_cache": str(base / "cache"),
-        "dcpim_module_kernel_build_host": "localhost",
-        "dcpim_module_kernel_workdir": str(KERNEL_WORKDIR),
-        "dcpim_module_kernel_tarball_url": f"file://{TARBALL}",
-        "dcpim_module_kernel_tarball_sha256": hashlib.sha256(TARBALL.read_bytes()).hexdigest(),
-        "dcpim_module_kernel_config_base": "tinyconfig",
-        "dcpim_module_kernel_config_fragments": [str(FRAGMENT)],
+        **suite_kernel.dcpim_module_vars(),
         "dcpim_module_kernel_initramfs": False,
         "dcpim_module_trial_timeout": 420,
     }
@@ -108,7 +101,8 @@ def test_guests_boot_through_ovmf_and_grub_from_their_own_disks(lab):
 
 @pytest.fixture(scope="module")
 def trial(lab):
-    """The whole group in one run: dp-3's kernel and then dp-4's (incrementally) are built, and both trial-booted."""
+    """The whole group in one run: dp-3's kernel (the suite kernel, already built) and dp-4's (built incrementally
+    in the same build directory) are trial-booted."""
     return run_playbook(PLAYBOOK, inventory=lab["inventory"], timeout=3600)
 
 
@@ -116,7 +110,7 @@ def test_trial_boot_commits_the_kernel(lab, trial):
     guest = lab["lab"]
     assert trial.failed("dp-3") == 0, trial.stdout[-4000:]
     release = guest.ssh("dp-3", "uname -r").stdout.strip()
-    assert release.endswith("-dcpim") and release != lab["before"]["dp-3"]
+    assert release.endswith(suite_kernel.LOCALVERSION) and release != lab["before"]["dp-3"]
     assert release.startswith("6.1.")
     assert "root=/dev/vda2" in guest.ssh("dp-3", "cat /proc/cmdline").stdout
     assert (

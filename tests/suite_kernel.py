@@ -1,0 +1,79 @@
+"""The suite kernel: the one x86_64 kernel every test that needs "a kernel that boots in a sim guest"
+builds, so kernel_build's artifact cache builds it once per set of inputs for the whole suite.
+
+Debian's linux-source-6.1 with the project's two test patches (the dcPIM stand-in's kernel patch, which
+marks the top Makefile, and the labkit demo patch, which adds CONFIG_LABKIT_DEMO), tinyconfig plus what
+a uefi sim guest boots with (tests/fixtures/kernel/sim-guest-x86_64.config, with an initramfs and the
+demo symbol as a module). test_kernel_build builds it and boots it to a busybox initramfs; the dcPIM
+trial boot asks dcpim_module for exactly these inputs (dcPIM's own patch from its checkout, the demo
+patch as a site patch), gets the same artifact id and builds nothing. A variant (the dcPIM test's kernel
+that panics) changes only what few objects read, and builds incrementally in the same build directory.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("LABKIT_CACHE", Path.home() / ".cache" / "labkit"))
+# Every kernel build of the suite shares this work directory (and its ccache).
+WORKDIR = Path(os.environ.get("LABKIT_KERNEL_WORKDIR", CACHE / "kernel"))
+TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
+FIXTURES = ROOT / "tests" / "fixtures"
+DCPIM_PATCH = FIXTURES / "dcpim" / "kernel_impl" / "diff.patch"
+DEMO_PATCH = FIXTURES / "kernel" / "patches" / "0001-labkit-demo.patch"
+PATCHES = [DCPIM_PATCH, DEMO_PATCH]
+CONFIG_BASE = "tinyconfig"
+FRAGMENTS = [FIXTURES / "kernel" / "sim-guest-x86_64.config", FIXTURES / "kernel" / "labkit-demo.config"]
+# dcpim_module's default for its kernel; kernel_build gets it too so both make the same .config.
+CONFIG = {"DEBUG_INFO": "n"}
+LOCALVERSION = "-labkit-suite"
+TARGETS = ["bzImage", "modules"]
+
+
+@functools.cache
+def tarball_sha256() -> str:
+    digest = hashlib.sha256()
+    with TARBALL.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def kernel_build_vars(**overrides) -> dict:
+    """kernel_build's variables for the suite kernel on the controller."""
+    variables = {
+        "kernel_build_workdir": str(WORKDIR),
+        "kernel_build_source": "tarball",
+        "kernel_build_tarball_url": f"file://{TARBALL}",
+        "kernel_build_tarball_sha256": tarball_sha256(),
+        "kernel_build_patches": [{"src": str(p)} for p in PATCHES],
+        "kernel_build_config_base": CONFIG_BASE,
+        "kernel_build_config_fragments": [str(f) for f in FRAGMENTS],
+        "kernel_build_config": dict(CONFIG),
+        "kernel_build_localversion": LOCALVERSION,
+        "kernel_build_arch": "x86_64",
+        "kernel_build_targets": list(TARGETS),
+        "kernel_build_headers": True,
+        "kernel_build_poll_interval": 20,
+    }
+    variables.update(overrides)
+    return variables
+
+
+def dcpim_module_vars() -> dict:
+    """dcpim_module's patched-kernel variables that give the suite kernel (built on the controller)."""
+    return {
+        "dcpim_module_kernel_build_host": "localhost",
+        "dcpim_module_kernel_workdir": str(WORKDIR),
+        "dcpim_module_kernel_tarball_url": f"file://{TARBALL}",
+        "dcpim_module_kernel_tarball_sha256": tarball_sha256(),
+        "dcpim_module_kernel_extra_patches": [{"src": str(DEMO_PATCH)}],
+        "dcpim_module_kernel_config_base": CONFIG_BASE,
+        "dcpim_module_kernel_config_fragments": [str(f) for f in FRAGMENTS],
+        "dcpim_module_kernel_config": dict(CONFIG),
+        "dcpim_module_kernel_localversion": LOCALVERSION,
+    }
