@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import re
 
 SYSCTL_D = "/etc/sysctl.d"
@@ -28,6 +29,110 @@ KNOWN_PROVIDERS = (
     ("net.ipv4.vs.", "ip_vs"),
     ("net.ipv4.tcp_bbr", "tcp_bbr"),
 )
+
+# A key component is a /proc/sys file or directory name; NAME_MAX bytes at most.
+NAME_MAX = 255
+
+
+class InvalidInput(ValueError):
+    """A name, value or path the module refuses; the message says what to fix."""
+
+
+def _control_chars(text, allowed=""):
+    return sorted({ch for ch in text if not ch.isprintable() and ch not in allowed})
+
+
+def check_key(key):
+    """The /proc/sys components of key (dotted or slashed), or InvalidInput when the kernel has no such name.
+
+    Refused: control characters and whitespace anywhere, a leading '/' or '-', '=' (it ends the key in a
+    sysctl.d line), a leading '#' or ';' (a comment), empty, '.' and '..' components (after the dotted
+    form's '/' -> '.' swap, so 'net.//.//.x' is refused like 'net/../../x').
+    """
+    if not isinstance(key, str) or not key:
+        raise InvalidInput("name is empty: give a sysctl key such as net.ipv4.ip_forward")
+    bad = _control_chars(key)
+    if bad:
+        raise InvalidInput(
+            "name %r contains control or non-printable characters (%s): a sysctl key is one line of printable "
+            "characters" % (key, ", ".join(repr(ch) for ch in bad))
+        )
+    if any(ch.isspace() for ch in key):
+        raise InvalidInput("name %r contains whitespace: a sysctl key has none (remove it)" % key)
+    if key[0] == "/":
+        raise InvalidInput(
+            "name %r starts with '/': give the key relative to /proc/sys (net/ipv4/ip_forward or net.ipv4.ip_forward)"
+            % key
+        )
+    if key[0] in "-#;":
+        raise InvalidInput("name %r starts with %r: a sysctl key starts with a letter or digit" % (key, key[0]))
+    if "=" in key:
+        raise InvalidInput("name %r contains '=': give the key in name and the value in value" % key)
+    components = key_to_proc_path(key, root="")[1:].split("/")
+    for component in components:
+        if component in ("", ".", ".."):
+            raise InvalidInput(
+                "name %r has %s component: a sysctl key is names separated by single dots (or slashes), "
+                "each naming an entry under /proc/sys" % (key, "an empty" if not component else "a '%s'" % component)
+            )
+        if len(component.encode("utf-8", errors="surrogateescape")) > NAME_MAX:
+            raise InvalidInput("name %r has a component longer than %d bytes" % (key, NAME_MAX))
+    return components
+
+
+def safe_proc_path(key, root=None):
+    """The /proc/sys file of key after check_key(), refused (InvalidInput) unless it resolves under /proc/sys."""
+    root = PROC_SYS if root is None else root
+    path = os.path.join(root, *check_key(key))
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise InvalidInput("name %r resolves to %s, outside %s: give a key under %s" % (key, real, root, root))
+    return path
+
+
+def check_netns_key(key):
+    """Refuse (InvalidInput) a key that is not per network namespace: only net.* keys are."""
+    if check_key(key)[0] != "net":
+        raise InvalidInput(
+            "%s is not a network namespace key: only net.* keys have their own value inside a namespace, other "
+            "keys are host-wide; drop netns to set it on the host, or use a net.* key" % key
+        )
+
+
+def check_netns_name(name):
+    """Refuse (InvalidInput) a network namespace name that ip-netns(8) would not create."""
+    if not name:
+        raise InvalidInput("netns is empty: give the name of a namespace from ip netns list")
+    if _control_chars(name) or any(ch.isspace() for ch in name):
+        raise InvalidInput("netns %r contains whitespace or control characters: give a name from ip netns list" % name)
+    if "/" in name or name in (".", "..") or name[0] == "-" or len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
+        raise InvalidInput(
+            "netns %r is not a namespace name (no '/', not '.' or '..', no leading '-'): "
+            "give a name from ip netns list" % name
+        )
+
+
+def check_value(value):
+    """Refuse (InvalidInput) a value that is not one line of text: lists, mappings, control characters.
+
+    Spaces and tabs are allowed (they separate the numbers of vector keys such as tcp_rmem).
+    """
+    if isinstance(value, (list, tuple, dict, set)):
+        raise InvalidInput(
+            "value must be a string, a number or a boolean, not a %s: give several numbers as one string "
+            "separated by spaces (4096 87380 6291456)" % type(value).__name__
+        )
+    if not isinstance(value, (str, int, float, bool)):
+        raise InvalidInput("value must be a string, a number or a boolean, not %s" % type(value).__name__)
+    text = str(value)
+    bad = _control_chars(text, allowed=" \t")
+    if bad:
+        raise InvalidInput(
+            "value %r contains control or non-printable characters (%s): a sysctl value is one line; separate "
+            "numbers with spaces or tabs" % (text, ", ".join(repr(ch) for ch in bad))
+        )
+
 
 _BOOL_WORDS = {"yes": "1", "true": "1", "on": "1", "no": "0", "false": "0", "off": "0"}
 _LINE_RE = re.compile(r"^(?P<lead>\s*)(?P<dash>-?)(?P<key>[^=\s]+)(?P<sep>\s*=\s*)(?P<value>.*?)(?P<trail>\s*)$")

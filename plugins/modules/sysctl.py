@@ -21,6 +21,8 @@ description:
     provides the lab's known keys when it never appears.
   - Can work inside a named network namespace, where the C(net.*) keys have their own values.
   - Applies only the key it changed; C(sysctl --system) runs only when O(reload_system=true).
+  - Validates every input before it reads or writes anything (see O(name), O(value), O(netns), O(sysctl_file)).
+  - A task that fails after it changed the running value or the file reports C(changed=true).
 author:
   - labkit developers (@labkit)
 attributes:
@@ -36,6 +38,9 @@ options:
   name:
     description:
       - The sysctl key, in dotted (C(net.ipv4.tcp_rmem)) or slashed (C(net/ipv4/conf/eth0.100/forwarding)) form.
+      - Refused, with a message that says what to fix, when it is not a name under C(/proc/sys) - an empty, C(.)
+        or C(..) component (also C(//) in dotted form, which is C(..)), a leading C(/), C(-), C(#) or C(;), a C(=),
+        whitespace or a control character anywhere - or when it resolves outside C(/proc/sys).
     type: str
     required: true
     aliases: [key]
@@ -43,6 +48,9 @@ options:
     description:
       - The value to set. Required when O(state=present).
       - Booleans become C(1)/C(0); runs of spaces and tabs count as one space.
+      - A string, number or boolean on one line; lists, mappings and values with a newline or another control
+        character (other than a tab) are refused.
+      - The kernel checks the range; a value it refuses, or clamps (with O(verify=true)), fails the task.
     type: raw
     aliases: [val]
   state:
@@ -70,8 +78,13 @@ options:
     type: bool
   sysctl_file:
     description:
-      - The file that keeps the key. A bare file name is taken as relative to C(/etc/sysctl.d/).
-      - Other keys, comments and blank lines of the file are kept as they are; the file is replaced atomically.
+      - The file that keeps the key. A bare file name is taken as relative to C(/etc/sysctl.d/); otherwise give
+        an absolute path (other relative paths, a directory and names with control characters are refused).
+      - Other keys, comments and blank lines of the file are kept as they are; the file is replaced atomically,
+        keeping its owner, mode, extended attributes and SELinux label. A symlink is kept and the file it points to
+        is updated (as Debian's C(/etc/sysctl.d/99-sysctl.conf) pointing to C(/etc/sysctl.conf)).
+      - The edit holds a lock on the file's directory, so tasks writing the same file at the same time (for example
+        on a C(delegate_to) host, or from several plays) keep each other's keys.
     type: path
     default: 99-labkit.conf
   backup:
@@ -82,12 +95,15 @@ options:
   wait_timeout:
     description:
       - Seconds to wait for the key to appear (for keys a kernel module registers when it loads).
-      - V(0) fails at once when the key does not exist.
+      - V(0) fails at once when the key does not exist. Negative values are refused.
     type: int
     default: 0
   netns:
     description:
       - Name of a network namespace (as in C(ip netns list)) to apply the key in, through C(ip netns exec).
+      - Only C(net.*) keys have their own value in a network namespace; other keys are host-wide and are refused
+        with O(netns) set. A name with C(/), whitespace or control characters, C(.), C(..) or a leading C(-) is
+        refused.
     type: str
   reload_system:
     description:
@@ -201,20 +217,70 @@ class SysctlKey:
     def __init__(self, module):
         self.module = module
         self.params = module.params
-        self.name = self.params["name"].strip()
+        self.name = self.params["name"]
         self.netns = self.params["netns"]
-        self.proc_path = sf.key_to_proc_path(self.name)
-        self.slashed = sf.key_to_proc_path(self.name, root="")[1:]
+        self.proc_path = None
+        self.slashed = None
         persistent = self.params["persistent"]
         self.persistent = (not self.netns) if persistent is None else persistent
         path = self.params["sysctl_file"]
         self.file_path = path if os.sep in path else os.path.join(sf.SYSCTL_D, path)
         self.warnings = []
+        # What the task has really changed so far: a failure after a change still reports changed.
+        self.runtime_done = False
+        self.file_done = False
+        self.result = {}
+
+    def fail(self, msg, **extra):
+        result = dict(self.result)
+        result.update(extra)
+        result["runtime_changed"] = self.runtime_done
+        result["file_changed"] = self.file_done
+        result["changed"] = self.runtime_done or self.file_done
+        for warning in self.warnings:
+            self.module.warn(warning)
+        self.module.fail_json(msg=msg, **result)
+
+    def validate(self):
+        """Refuse a hostile or impossible input before anything is read or written."""
+        p = self.params
+        try:
+            if self.netns is not None:
+                sf.check_netns_name(self.netns)
+            self.proc_path = sf.safe_proc_path(self.name)
+            self.slashed = "/".join(sf.check_key(self.name))
+            if self.netns is not None:
+                sf.check_netns_key(self.name)
+            if p["value"] is not None:
+                sf.check_value(p["value"])
+        except sf.InvalidInput as exc:
+            self.fail(str(exc))
+        if p["wait_timeout"] < 0:
+            self.fail("wait_timeout is %d: give 0 (do not wait) or more seconds" % p["wait_timeout"])
+        if self.persistent:
+            self.validate_file()
+
+    def validate_file(self):
+        path = self.params["sysctl_file"]
+        if any(not ch.isprintable() for ch in path):
+            self.fail("sysctl_file %r contains control characters: give a plain file name or absolute path" % path)
+        if os.sep in path and not os.path.isabs(path):
+            self.fail(
+                "sysctl_file %s is a relative path: give a bare file name (kept under %s) or an absolute path"
+                % (path, sf.SYSCTL_D)
+            )
+        if os.path.basename(path) in ("", ".", "..") or os.path.isdir(self.file_path):
+            self.fail("sysctl_file %s is a directory: give a file, such as 90-tuning.conf" % self.file_path)
+        if os.path.dirname(self.file_path) == sf.SYSCTL_D and not self.file_path.endswith(".conf"):
+            self.warnings.append(
+                "%s does not end in .conf, so sysctl --system and systemd-sysctl do not read it at boot"
+                % self.file_path
+            )
 
     def run(self, args, msg):
         rc, out, err = self.module.run_command(args, environ_update={"LC_ALL": "C"})
         if rc != 0:
-            self.module.fail_json(msg="%s: %s" % (msg, (err or out).strip()), rc=rc, stdout=out, stderr=err, cmd=args)
+            self.fail("%s: %s" % (msg, (err or out).strip()), rc=rc, stdout=out, stderr=err, cmd=args)
         return out
 
     def netns_cmd(self, *args):
@@ -235,10 +301,14 @@ class SysctlKey:
                 return sf.normalize_value(handle.read())
         except FileNotFoundError:
             return None
+        except IsADirectoryError:
+            self.fail(
+                "%s is a group of keys (a directory under /proc/sys), not a key: name one of its keys" % self.name
+            )
         except PermissionError as exc:
-            self.module.fail_json(msg="cannot read %s (%s): it is write-only or needs root" % (self.name, exc))
+            self.fail("cannot read %s (%s): it is write-only or needs root" % (self.name, exc))
         except OSError as exc:
-            self.module.fail_json(msg="cannot read %s: %s" % (self.name, exc))
+            self.fail("cannot read %s: %s" % (self.name, exc))
 
     def write(self, value):
         if self.netns:
@@ -251,8 +321,8 @@ class SysctlKey:
             with open(self.proc_path, "w") as handle:
                 handle.write(value)
         except OSError as exc:
-            self.module.fail_json(
-                msg="the kernel refused %s=%s: %s (check the value's range and format, and that "
+            self.fail(
+                "the kernel refused %s=%s: %s (check the value's range and format, and that "
                 "/proc/sys is writable here)" % (self.name, value, exc)
             )
 
@@ -281,7 +351,10 @@ class SysctlKey:
         return msg
 
     def file_change(self, wanted):
-        change = atomic_file.FileChange(self.file_path, None)
+        try:
+            change = atomic_file.FileChange(self.file_path, None, module=self.module)
+        except OSError as exc:
+            self.fail("cannot read sysctl_file %s: %s; give a readable file" % (self.file_path, exc.strerror or exc))
         edited = sf.SysctlFile(change.before)
         if self.params["state"] == "present":
             edited.set(self.name, wanted)
@@ -296,11 +369,12 @@ class SysctlKey:
     def apply(self):
         p = self.params
         state = p["state"]
+        self.validate()
         if self.netns and not os.path.exists(os.path.join(NETNS_DIR, self.netns)):
-            self.module.fail_json(
-                msg="network namespace %s does not exist: create it first (ip netns add %s)" % (self.netns, self.netns)
+            self.fail(
+                "network namespace %s does not exist: create it first (ip netns add %s)" % (self.netns, self.netns)
             )
-        result = dict(
+        result = self.result = dict(
             changed=False,
             name=self.name,
             value=None,
@@ -318,48 +392,46 @@ class SysctlKey:
         wanted = None
         if state == "present":
             if p["value"] is None:
-                self.module.fail_json(msg="value is required with state: present")
+                self.fail("value is required with state: present")
             wanted = sf.normalize_wanted(p["value"], current)
-            if p["reload"]:
-                if current is None:
-                    if self.module.check_mode:
-                        self.warnings.append(self.missing_key_message() + " (check mode does not wait)")
-                    elif not p["ignoreerrors"]:
-                        self.module.fail_json(msg=self.missing_key_message(), waited=result["waited"])
-                    else:
-                        self.warnings.append(self.missing_key_message() + "; only the file was edited")
-                if current != wanted and (current is not None or self.module.check_mode):
-                    result["runtime_changed"] = True
-                    diffs.append(
-                        {
-                            "before_header": "running kernel%s" % self.where(),
-                            "after_header": "running kernel%s" % self.where(),
-                            "before": "%s = %s\n" % (self.name, current) if current is not None else "",
-                            "after": "%s = %s\n" % (self.name, wanted),
-                        }
-                    )
-                    if self.module.check_mode:
-                        result["value"] = wanted
-                    else:
-                        self.write(wanted)
-                        result["value"] = self.read()
-                        if p["verify"] and result["value"] != wanted:
-                            self.module.fail_json(
-                                msg='%s was set to "%s"%s but reads back "%s": the kernel clamped or ignored it; '
-                                "use a value the key accepts" % (self.name, wanted, self.where(), result["value"]),
-                                previous_value=current,
-                                value=result["value"],
-                            )
+        # Read the file before the running value changes, so an unreadable file fails with nothing changed.
+        change = self.file_change(wanted) if self.persistent else None
 
-        if self.persistent:
-            change = self.file_change(wanted)
-            if change.changed:
-                result["file_changed"] = True
-                diffs.append(change.diff())
-                if not self.module.check_mode:
-                    if p["backup"] and change.before is not None:
-                        result["backup_file"] = self.module.backup_local(self.file_path)
-                    change.apply()
+        if state == "present" and p["reload"]:
+            if current is None:
+                if self.module.check_mode:
+                    self.warnings.append(self.missing_key_message() + " (check mode does not wait)")
+                elif not p["ignoreerrors"]:
+                    self.fail(self.missing_key_message())
+                else:
+                    self.warnings.append(self.missing_key_message() + "; only the file was edited")
+            if current != wanted and (current is not None or self.module.check_mode):
+                result["runtime_changed"] = True
+                diffs.append(
+                    {
+                        "before_header": "running kernel%s" % self.where(),
+                        "after_header": "running kernel%s" % self.where(),
+                        "before": "%s = %s\n" % (self.name, current) if current is not None else "",
+                        "after": "%s = %s\n" % (self.name, wanted),
+                    }
+                )
+                if self.module.check_mode:
+                    result["value"] = wanted
+                else:
+                    self.write(wanted)
+                    self.runtime_done = True
+                    result["value"] = self.read()
+                    if p["verify"] and result["value"] != wanted:
+                        self.fail(
+                            '%s was set to "%s"%s but reads back "%s": the kernel clamped or ignored it; '
+                            "use a value the key accepts" % (self.name, wanted, self.where(), result["value"])
+                        )
+
+        if change is not None and change.changed:
+            result["file_changed"] = True
+            if not self.module.check_mode:
+                change = self.write_file(wanted)
+            diffs.append(change.diff())
 
         result["changed"] = result["runtime_changed"] or result["file_changed"]
         if result["changed"] and p["reload_system"] and not self.module.check_mode:
@@ -374,6 +446,25 @@ class SysctlKey:
         for warning in self.warnings:
             self.module.warn(warning)
         self.module.exit_json(**result)
+
+    def write_file(self, wanted):
+        """Edit the file under its lock (another task writing it at the same time waits); the change made."""
+        try:
+            with atomic_file.locked(self.file_path):
+                change = self.file_change(wanted)
+                if change.changed:
+                    if self.params["backup"] and change.before is not None:
+                        self.result["backup_file"] = atomic_file.backup_path(
+                            self.file_path, time.strftime("%Y-%m-%d@%H:%M:%S")
+                        )
+                    change.apply()
+                    self.file_done = True
+        except OSError as exc:
+            self.fail(
+                "cannot write sysctl_file %s: %s; check that its directory exists or can be created and is writable"
+                % (self.file_path, exc.strerror or exc)
+            )
+        return change
 
 
 def build_module():

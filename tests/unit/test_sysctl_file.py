@@ -125,3 +125,54 @@ def test_crlf_lines_are_kept():
     f = sf.SysctlFile("a.b = 1\r\nc.d = 2\r\n")
     f.set("a.b", "3")
     assert f.render() == "a.b = 3\r\nc.d = 2\r\n"
+
+
+@pytest.mark.parametrize(
+    ("key", "components"),
+    [
+        ("net.ipv4.ip_forward", ["net", "ipv4", "ip_forward"]),
+        ("net/ipv4/conf/eth0.100/forwarding", ["net", "ipv4", "conf", "eth0.100", "forwarding"]),
+        ("net.ipv4.conf.eth0/100.forwarding", ["net", "ipv4", "conf", "eth0.100", "forwarding"]),
+        ("net.ipv4.conf.br-lab_1.rp_filter", ["net", "ipv4", "conf", "br-lab_1", "rp_filter"]),
+    ],
+)
+def test_check_key_accepts_kernel_names(key, components):
+    assert sf.check_key(key) == components
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["", "net/../x", "net.//.x", "net/./x", "net..x", "net.", "/net/x", "-net.x", "a=b", "a b", "a\nb", "a\x00b"],
+)
+def test_check_key_refuses(key):
+    with pytest.raises(sf.InvalidInput):
+        sf.check_key(key)
+
+
+def test_safe_proc_path_stays_under_proc_sys(tmp_path):
+    (tmp_path / "sys" / "net").mkdir(parents=True)
+    (tmp_path / "sys" / "net" / "out").symlink_to(tmp_path)
+    assert sf.safe_proc_path("net.ipv4.x", root=str(tmp_path / "sys")) == str(tmp_path / "sys" / "net" / "ipv4" / "x")
+    with pytest.raises(sf.InvalidInput, match="outside"):
+        sf.safe_proc_path("net.out.x", root=str(tmp_path / "sys"))
+
+
+def test_netns_keys_and_names():
+    sf.check_netns_key("net.ipv4.ip_forward")
+    with pytest.raises(sf.InvalidInput, match="host-wide"):
+        sf.check_netns_key("kernel.pid_max")
+    sf.check_netns_name("lab-red")
+    for name in ("", "../x", "..", "-x", "a b"):
+        with pytest.raises(sf.InvalidInput):
+            sf.check_netns_name(name)
+
+
+@pytest.mark.parametrize("value", ["4096\t87380 6291456", 1, True, 1.5, "cubic", ""])
+def test_check_value_accepts_one_line(value):
+    sf.check_value(value)
+
+
+@pytest.mark.parametrize("value", ["1\n2", "1\r", "\x00", [1], {"a": 1}, None])
+def test_check_value_refuses(value):
+    with pytest.raises(sf.InvalidInput):
+        sf.check_value(value)

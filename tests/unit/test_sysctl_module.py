@@ -4,7 +4,11 @@ The real kernel is exercised by tests/integration/test_sysctl_netns.py; this che
 diff, previous value, waiting and the missing-key messages quickly and without root effects.
 """
 
+import contextlib
 import json
+import multiprocessing
+import os
+import sys
 import threading
 import time
 
@@ -168,3 +172,48 @@ def test_bare_file_name_goes_to_sysctl_d():
     assert key.persistent is True
     with patch_module_args({"name": "a.b", "value": 1, "netns": "x"}):
         assert sysctl.SysctlKey(sysctl.build_module()).persistent is False
+
+
+def test_symlinked_sysctl_file_is_written_through(proc, tmp_path, capsys):
+    # Debian: /etc/sysctl.d/99-sysctl.conf -> ../sysctl.conf
+    real = tmp_path / "sysctl.conf"
+    real.write_text("vm.swappiness = 10\n")
+    (tmp_path / "sysctl.d").mkdir()
+    link = tmp_path / "sysctl.d" / "99-sysctl.conf"
+    link.symlink_to("../sysctl.conf")
+    res = run({"name": "net.ipv4.ip_forward", "value": 1, "reload": False, "sysctl_file": str(link)}, capsys)
+    assert res["file_changed"]
+    assert link.is_symlink()
+    assert real.read_text() == "vm.swappiness = 10\nnet.ipv4.ip_forward = 1\n"
+
+
+def _set_keys_in_file(path, worker, count):
+    sys.stdout = open(os.devnull, "w")  # the forked worker's module output is not needed
+    for index in range(count):
+        args = {"name": "net.w%d.k%d" % (worker, index), "value": index, "reload": False, "sysctl_file": path}
+        with patch_module_args(args), contextlib.suppress(SystemExit):
+            sysctl.main()
+
+
+def test_concurrent_tasks_on_one_file_keep_every_key(proc, tmp_path):
+    path = str(tmp_path / "99-many.conf")
+    workers, count = 3, 40
+    context = multiprocessing.get_context("fork")
+    procs = [context.Process(target=_set_keys_in_file, args=(path, worker, count)) for worker in range(workers)]
+    for process in procs:
+        process.start()
+    for process in procs:
+        process.join(180)
+        assert process.exitcode == 0
+    keys = [line.split(" = ")[0] for line in open(path).read().splitlines()]
+    assert sorted(keys) == sorted("net.w%d.k%d" % (w, i) for w in range(workers) for i in range(count))
+    assert sorted(os.listdir(tmp_path)) == ["99-many.conf", "proc_sys"]
+
+
+def test_backup_keeps_the_previous_file(proc, tmp_path, capsys):
+    conf = tmp_path / "f.conf"
+    conf.write_text("net.ipv4.ip_forward = 0\n")
+    res = run({"name": "net.ipv4.ip_forward", "value": 1, "backup": True, "sysctl_file": str(conf)}, capsys)
+    assert res["backup_file"].startswith(str(conf) + ".") and res["backup_file"].endswith("~")
+    assert open(res["backup_file"]).read() == "net.ipv4.ip_forward = 0\n"
+    assert conf.read_text() == "net.ipv4.ip_forward = 1\n"
