@@ -34,25 +34,33 @@ options:
   name:
     description:
       - Name of the kernel module. C(-) and C(_) are the same.
+      - Letters, digits, C(_) and C(-) only, at most 55 characters (the kernel's limit); a name with C(/), C(..),
+        spaces or control characters is refused.
       - Optional when O(path) is given; then the name comes from the file (C(modinfo)) and, if both are given,
         must match it.
     type: str
   path:
     description:
-      - Path on the target of a C(.ko) file (for example an out-of-tree build).
+      - Absolute path on the target of a C(.ko) file (for example an out-of-tree build). A directory, a relative path
+        or a path with control characters is refused.
       - Without O(install), the module is loaded from this file with C(insmod), after loading its dependencies
         with C(modprobe).
     type: path
   state:
     description:
       - V(present) loads the module (built-in modules count as loaded), V(absent) unloads it.
+      - V(absent) with O(persistent=present) is refused (it would unload the module and load it at every boot).
     type: str
     choices: [present, absent]
     default: present
   params:
     description:
       - Module parameters as a dictionary. Booleans become C(1)/C(0), lists become comma-separated arrays,
-        values with spaces are passed quoted.
+        values with spaces are passed in double quotes, as the kernel parses them.
+      - Names must be kernel parameter names (a letter or C(_), then letters, digits, C(_), C(-), C(.)); two names
+        that differ only in C(-)/C(_) are refused. Values must be strings, numbers, booleans or lists of those; a
+        value with a control character (a newline would start another line of the modprobe.d file) or a double quote
+        (the kernel has no escape for it) is refused, and so is a list item with a comma.
       - Compared with the values of the loaded module when it is already loaded; see O(reload). A value comes from
         C(/sys/module/<name>/parameters/) when the module shows it there. Many modules hide some parameters
         (declared with permissions C(0), such as C(numdummies) of C(dummy)); for those the module uses what it
@@ -87,6 +95,8 @@ options:
     description:
       - Directory under C(/lib/modules/<release>/) for O(install). C(updates) takes precedence over modules
         shipped with the kernel in the default C(depmod) search order.
+      - A relative path, normalised (C(./extra/) is C(extra)); an absolute path, a C(..) component, or a directory
+        whose symbolic links lead out of C(/lib/modules/<release>/) (such as C(build)) is refused.
     type: str
     default: updates
   persistent:
@@ -449,6 +459,11 @@ class KernelModule:
     def resolve_name(self):
         wanted = self.params["name"]
         if self.path:
+            if os.path.isdir(self.path):
+                self.fail(
+                    "path %s is a directory, expected a .ko file (such as %s/<module>.ko): give the module file"
+                    % (self.path, self.path.rstrip("/"))
+                )
             if not os.path.isfile(self.path):
                 self.fail("path %s does not exist on the target: build or copy the .ko there first" % self.path)
             info = self.modinfo(self.path)
@@ -462,6 +477,9 @@ class KernelModule:
                 )
             self.file_info = info
             from_file = km.normalize_name(info.get("name") or km.name_from_path(self.path))
+            problem = km.module_name_problem(from_file)
+            if problem:
+                self.fail("%s does not name a usable module: %s" % (self.path, problem))
             if wanted and km.normalize_name(wanted) != from_file:
                 self.fail(
                     "name %s does not match the module in %s, which is %s: fix name or path"
@@ -486,7 +504,14 @@ class KernelModule:
             )
 
     def plan_install(self):
-        dest_dir = os.path.join(self.modules_dir, self.params["install_dir"].strip("/"))
+        install_dir = km.install_dir_problem(self.params["install_dir"])[0]
+        dest_dir = os.path.join(self.modules_dir, install_dir)
+        real_root = os.path.realpath(self.modules_dir)
+        if not os.path.realpath(dest_dir).startswith(real_root + os.sep):
+            self.fail(
+                "install_dir %s leads to %s, outside %s (through a symbolic link): give a directory under %s, "
+                "such as updates" % (install_dir, os.path.realpath(dest_dir), real_root, self.modules_dir)
+            )
         dest = os.path.join(dest_dir, km.installed_file_name(self.name, self.path))
         self.dest_before = atomic_file.read_bytes(dest)
         same = self.dest_before == atomic_file.read_bytes(self.path)
@@ -742,10 +767,35 @@ class KernelModule:
                 )
 
     # ---- the task ---------------------------------------------------------------------------
+    def validate(self):
+        """Refuse, before anything is run or written, every input that is not what the kernel and kmod take."""
+        p = self.params
+        problems = []
+        if p["name"] is not None:
+            problems.append(km.module_name_problem(p["name"]))
+        if p["path"] is not None:
+            bad = km.bad_characters(p["path"])
+            if bad:
+                problems.append("path %r holds control characters (%s): remove them" % (p["path"], ", ".join(bad)))
+            elif not os.path.isabs(p["path"]):
+                problems.append("path %s is relative: give the absolute path of the .ko file on the target" % p["path"])
+        if p["install"] and not p["path"]:
+            problems.append("install: true needs path: the .ko file to install")
+        problems.append(km.install_dir_problem(p["install_dir"])[1])
+        if p["state"] == "absent" and p["persistent"] == "present":
+            problems.append(
+                "state: absent with persistent: present asks to unload the module and to load it at every boot: "
+                "use persistent: absent (or disabled) to unload it, or state: present to keep it"
+            )
+        if p["params"] is not None:
+            problems.extend(km.params_problems(p["params"]))
+        problems = [problem for problem in problems if problem]
+        if problems:
+            self.module.fail_json(msg="; ".join(problems), changed=False)
+
     def apply(self):
         p = self.params
-        if p["install"] and not p["path"]:
-            self.fail("install: true needs path: the .ko file to install")
+        self.validate()
         self.resolve_name()
         builtin = self.is_builtin()
         loaded = self.name in self.loaded_modules()
