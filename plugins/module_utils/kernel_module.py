@@ -14,6 +14,7 @@ __metaclass__ = type
 
 import os
 import re
+import unicodedata
 
 MODULES_ROOT = "/lib/modules"
 SYS_MODULE = "/sys/module"
@@ -24,6 +25,19 @@ PROC_STAT = "/proc/stat"
 # Fields modinfo may print more than once.
 MULTI_FIELDS = frozenset(("alias", "parm", "firmware", "import_ns", "softdep", "sig_hashalgo"))
 KO_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
+# The kernel keeps module names in char name[MODULE_NAME_LEN], MODULE_NAME_LEN = 64 - sizeof(unsigned long):
+# 55 characters and the NUL on 64-bit kernels.
+MODULE_NAME_MAX = 55
+# A parameter is a file under /sys/module/<m>/parameters/, so its name is a file name (NAME_MAX).
+PARAM_NAME_MAX = 255
+_MODULE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+# module_param() names are C identifiers; '-' equals '_' when the kernel matches them, and '.' appears in
+# names of the form <prefix>.<param> (module_param_named with a prefix). A leading '-' would be an option
+# to insmod and modprobe.
+_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+# Bytes the kernel's isspace() takes for a word separator when it parses module arguments (lib/ctype.c:
+# 0xA0 counts, and it appears inside UTF-8 sequences such as "à").
+_KERNEL_SPACE = frozenset(b" \t\n\v\f\r\xa0")
 _TRUE = frozenset(("y", "yes", "true", "on", "1"))
 _FALSE = frozenset(("n", "no", "false", "off", "0"))
 
@@ -31,6 +45,139 @@ _FALSE = frozenset(("n", "no", "false", "off", "0"))
 def normalize_name(name):
     """Module names treat '-' and '_' alike; the kernel shows '_'."""
     return name.replace("-", "_")
+
+
+def bad_characters(text):
+    """Characters of text that must not reach a config file or a kernel argument: control characters
+    (newline included), line and paragraph separators, lone surrogates. Shown as repr() in messages."""
+    return sorted({repr(c) for c in text if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp")})
+
+
+def module_name_problem(name):
+    """Why name cannot be a kernel module name (what to fix), or None."""
+    if not isinstance(name, str) or not name:
+        return "module name is empty: give the name the kernel shows in /proc/modules, such as dummy"
+    bad = bad_characters(name)
+    if bad:
+        return "module name %r holds control characters (%s): remove them" % (name, ", ".join(bad))
+    if "/" in name or ".." in name:
+        return (
+            "module name %r holds '/' or '..': a module name is not a path; give the name (such as dummy), "
+            "or the .ko file as path" % name
+        )
+    if not _MODULE_NAME.match(name):
+        return "module name %r may hold only letters, digits, '_' and '-' (as the kernel names modules)" % name
+    if len(name) > MODULE_NAME_MAX:
+        return "module name %r is %d characters long; the kernel allows at most %d" % (
+            name,
+            len(name),
+            MODULE_NAME_MAX,
+        )
+    return None
+
+
+def param_name_problem(key):
+    """Why key cannot be a module parameter name (what to fix), or None."""
+    if not isinstance(key, str) or not key:
+        return "parameter name %r is empty or not a string: give names as modinfo lists them (parm:)" % (key,)
+    bad = bad_characters(key)
+    if bad:
+        return "parameter name %r holds control characters (%s): remove them" % (key, ", ".join(bad))
+    if not _PARAM_NAME.match(key):
+        return (
+            "parameter name %r is not a kernel parameter name: it must start with a letter or '_' and hold only "
+            "letters, digits, '_', '-' and '.' (no spaces, no '='); check the names with modinfo" % key
+        )
+    if len(key) > PARAM_NAME_MAX:
+        return "parameter name %r is longer than %d characters" % (key, PARAM_NAME_MAX)
+    return None
+
+
+def _scalar_text(value):
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def param_value_problem(key, value):
+    """Why value cannot be passed to the kernel as parameter key (what to fix), or None.
+
+    The kernel splits module arguments at whitespace outside double quotes and drops the quotes around a value;
+    it has no escape for a double quote, so a quote inside a value would swallow the arguments after it.
+    """
+    if isinstance(value, dict):
+        return "parameter %s: a value cannot be a dictionary; give a string, a number, a boolean or a list" % key
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            if isinstance(item, (dict, list, tuple)):
+                return "parameter %s: list items must be strings, numbers or booleans (arrays are one level)" % key
+            if "," in _scalar_text(item):
+                return (
+                    "parameter %s: list item %r holds ',', which the kernel takes as the separator of array "
+                    "items: give one item per list entry" % (key, _scalar_text(item))
+                )
+        text = ",".join(_scalar_text(item) for item in value)
+    elif isinstance(value, (str, int, float)) or value is None:
+        text = _scalar_text(value)
+    else:
+        return "parameter %s: unsupported value type %s" % (key, type(value).__name__)
+    bad = bad_characters(text)
+    if bad:
+        return (
+            "parameter %s: the value holds control characters (%s); a newline would end the options line of the "
+            "modprobe.d file and start another command: remove them" % (key, ", ".join(bad))
+        )
+    inner = text[1:-1] if len(text) >= 2 and text[0] == '"' and text[-1] == '"' else text
+    if '"' in inner:
+        return (
+            "parameter %s: the value %s holds a double quote, which the kernel cannot take inside a value (it "
+            "has no escape for it, and the quote would swallow the arguments after it): remove it" % (key, text)
+        )
+    return None
+
+
+def params_problems(params):
+    """Every reason params cannot be passed to the kernel or written to modprobe.d, as a list of messages."""
+    if params is None:
+        return []
+    problems = []
+    seen = {}
+    for key in sorted(params, key=str):
+        problem = param_name_problem(key)
+        if problem is None:
+            problem = param_value_problem(key, params[key])
+            same = seen.setdefault(normalize_name(key), key)
+            if problem is None and same != key:
+                problem = "parameters %s and %s are the same parameter to the kernel ('-' equals '_'): keep one" % (
+                    same,
+                    key,
+                )
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def install_dir_problem(install_dir):
+    """(normalised relative directory, None) or (None, what to fix) for the install_dir option."""
+    bad = bad_characters(install_dir or "")
+    if bad:
+        return None, "install_dir %r holds control characters (%s): remove them" % (install_dir, ", ".join(bad))
+    if (install_dir or "").startswith("/"):
+        return None, (
+            "install_dir %r is absolute; it is a directory relative to %s/<release>/, such as updates or extra"
+            % (install_dir, MODULES_ROOT)
+        )
+    parts = [part for part in (install_dir or "").split("/") if part not in ("", ".")]
+    if ".." in parts:
+        return None, (
+            "install_dir %r holds '..': it must stay under %s/<release>/; give a directory there, such as updates"
+            % (install_dir, MODULES_ROOT)
+        )
+    if not parts:
+        return None, "install_dir is empty: give a directory under %s/<release>/, such as updates" % MODULES_ROOT
+    return "/".join(parts), None
 
 
 def name_from_path(path):
@@ -246,26 +393,25 @@ def known_params(sysfs, recorded, boot_options):
     return values, sources
 
 
-def format_param_value(value):
-    """A parameter value as the kernel parses it (bools as 1/0, lists comma-joined, quoted when spaced)."""
-    if isinstance(value, bool):
-        text = "1" if value else "0"
-    elif isinstance(value, (list, tuple)):
-        text = ",".join(format_param_value(v) for v in value)
-    elif value is None:
-        text = ""
+def format_param_value(value, key="value"):
+    """A parameter value as the kernel parses it (bools as 1/0, lists comma-joined, quoted when it holds a byte
+    the kernel takes for whitespace). ValueError (saying what to fix) for a value param_value_problem refuses."""
+    problem = param_value_problem(key, value)
+    if problem:
+        raise ValueError(problem)
+    if isinstance(value, (list, tuple)):
+        text = ",".join(_scalar_text(item) for item in value)
     else:
-        text = str(value)
-    if any(c.isspace() for c in text) and not (text.startswith('"') and text.endswith('"')):
-        if '"' in text:
-            raise ValueError("a parameter value cannot hold both whitespace and double quotes: %r" % text)
+        text = _scalar_text(value)
+    already = len(text) >= 2 and text[0] == '"' and text[-1] == '"'
+    if not already and _KERNEL_SPACE.intersection(text.encode("utf-8")):
         text = '"%s"' % text
     return text
 
 
 def params_to_args(params):
     """{'numdummies': 3, 'tag': 'a b'} -> ['numdummies=3', 'tag="a b"'] in a stable order."""
-    return ["%s=%s" % (key, format_param_value(params[key])) for key in sorted(params or {})]
+    return ["%s=%s" % (key, format_param_value(params[key], key)) for key in sorted(params or {})]
 
 
 def params_to_options_line(name, params):

@@ -34,25 +34,33 @@ options:
   name:
     description:
       - Name of the kernel module. C(-) and C(_) are the same.
+      - Letters, digits, C(_) and C(-) only, at most 55 characters (the kernel's limit); a name with C(/), C(..),
+        spaces or control characters is refused.
       - Optional when O(path) is given; then the name comes from the file (C(modinfo)) and, if both are given,
         must match it.
     type: str
   path:
     description:
-      - Path on the target of a C(.ko) file (for example an out-of-tree build).
+      - Absolute path on the target of a C(.ko) file (for example an out-of-tree build). A directory, a relative path
+        or a path with control characters is refused.
       - Without O(install), the module is loaded from this file with C(insmod), after loading its dependencies
         with C(modprobe).
     type: path
   state:
     description:
       - V(present) loads the module (built-in modules count as loaded), V(absent) unloads it.
+      - V(absent) with O(persistent=present) is refused (it would unload the module and load it at every boot).
     type: str
     choices: [present, absent]
     default: present
   params:
     description:
       - Module parameters as a dictionary. Booleans become C(1)/C(0), lists become comma-separated arrays,
-        values with spaces are passed quoted.
+        values with spaces are passed in double quotes, as the kernel parses them.
+      - Names must be kernel parameter names (a letter or C(_), then letters, digits, C(_), C(-), C(.)); two names
+        that differ only in C(-)/C(_) are refused. Values must be strings, numbers, booleans or lists of those; a
+        value with a control character (a newline would start another line of the modprobe.d file) or a double quote
+        (the kernel has no escape for it) is refused, and so is a list item with a comma.
       - Compared with the values of the loaded module when it is already loaded; see O(reload). A value comes from
         C(/sys/module/<name>/parameters/) when the module shows it there. Many modules hide some parameters
         (declared with permissions C(0), such as C(numdummies) of C(dummy)); for those the module uses what it
@@ -69,6 +77,10 @@ options:
       - When the loaded module differs from the file on disk (its C(srcversion)) or its live parameters differ
         from O(params), unload it and load it again.
       - When V(false), such a difference is only reported (RV(reload_reasons) and a warning).
+      - When the load that follows the unload fails, the previous module is loaded again (the same file, put back
+        first when O(install) had replaced it, and the parameters it had been loaded with as far as they are known)
+        and the task fails with the error of the failed load, saying whether the previous module was restored
+        (RV(restored)); C(changed) is then V(true).
     type: bool
     default: false
   install:
@@ -83,6 +95,8 @@ options:
     description:
       - Directory under C(/lib/modules/<release>/) for O(install). C(updates) takes precedence over modules
         shipped with the kernel in the default C(depmod) search order.
+      - A relative path, normalised (C(./extra/) is C(extra)); an absolute path, a C(..) component, or a directory
+        whose symbolic links lead out of C(/lib/modules/<release>/) (such as C(build)) is refused.
     type: str
     default: updates
   persistent:
@@ -230,6 +244,17 @@ commands:
   type: list
   elements: list
   sample: [[/usr/sbin/modprobe, -r, dummy], [/usr/sbin/modprobe, dummy, numdummies=3]]
+restored:
+  description:
+    - Whether the previous module was loaded again after a reload whose load failed (the task fails either way).
+  returned: when a reload failed after the module was unloaded
+  type: bool
+  sample: true
+restore_error:
+  description: What failed when loading the previous module again (C(msg), and C(rc), C(stdout), C(stderr), C(cmd)).
+  returned: when restoring the previous module failed too
+  type: dict
+  sample: {msg: "modprobe dummy numdummies=3 failed (rc=1): ...", rc: 1}
 """
 
 import json
@@ -266,17 +291,30 @@ class KernelModule:
         self.name = None
         self.path = self.params["path"]
         self.unverified = []
+        self.dest_before = None  # the installed file before install replaced it (None: there was none)
+        self.copied = False  # install copied path over it
 
     # ---- commands and facts -------------------------------------------------------------
+    def fail(self, msg, **kwargs):
+        """fail_json with the warnings so far, the commands run and whether something was changed already."""
+        for warning in self.warnings:
+            self.module.warn(warning)
+        kwargs.setdefault("commands", self.commands)
+        self.module.fail_json(msg=msg, changed=self.changed, **kwargs)
+
+    def failure(self, args, rc, out, err, fail_msg=None):
+        """What fail() reports for a command that failed: msg (with what to do when known), rc, output, cmd."""
+        hint = km.explain_failure(err + out, self.name or self.path, self.release)
+        msg = "%s failed (rc=%d): %s" % (" ".join(args), rc, (err or out).strip())
+        if hint or fail_msg:
+            msg = "%s. %s" % (hint or fail_msg, msg)
+        return dict(msg=msg, rc=rc, stdout=out, stderr=err, cmd=args)
+
     def run(self, args, fail_msg=None, check_rc=True):
         args = [str(a) for a in args]
         rc, out, err = self.module.run_command(args, environ_update={"LC_ALL": "C"})
         if rc != 0 and check_rc:
-            hint = km.explain_failure(err + out, self.name or self.path, self.release)
-            msg = "%s failed (rc=%d): %s" % (" ".join(args), rc, (err or out).strip())
-            if hint or fail_msg:
-                msg = "%s. %s" % (hint or fail_msg, msg)
-            self.module.fail_json(msg=msg, rc=rc, stdout=out, stderr=err, cmd=args, commands=self.commands)
+            self.fail(**self.failure(args, rc, out, err, fail_msg))
         return rc, out, err
 
     def bin(self, name):
@@ -360,14 +398,14 @@ class KernelModule:
                 configs.append((path, text))
         return configs
 
-    def write_record(self, via):
+    def write_record(self, via, wanted, path):
         identity = self.identity()
         if identity is None:
             return
         # modprobe applies the modprobe.d options first and the command line after them (which wins)
         params = km.effective_options(self.modprobe_configs(), self.name)[0] if via == "modprobe" else {}
-        params.update({key: km.recorded_value(value) for key, value in (self.params["params"] or {}).items()})
-        record = {"identity": identity, "via": via, "path": self.path if via == "insmod" else "", "params": params}
+        params.update({key: km.recorded_value(value) for key, value in (wanted or {}).items()})
+        record = {"identity": identity, "via": via, "path": path if via == "insmod" else "", "params": params}
         try:
             atomic_file.atomic_write(self.record_path(), json.dumps(record, sort_keys=True) + "\n")
         except OSError as exc:
@@ -421,24 +459,30 @@ class KernelModule:
     def resolve_name(self):
         wanted = self.params["name"]
         if self.path:
-            if not os.path.isfile(self.path):
-                self.module.fail_json(
-                    msg="path %s does not exist on the target: build or copy the .ko there first" % self.path
+            if os.path.isdir(self.path):
+                self.fail(
+                    "path %s is a directory, expected a .ko file (such as %s/<module>.ko): give the module file"
+                    % (self.path, self.path.rstrip("/"))
                 )
+            if not os.path.isfile(self.path):
+                self.fail("path %s does not exist on the target: build or copy the .ko there first" % self.path)
             info = self.modinfo(self.path)
             if info is None:
                 rc, out, err = self.run([self.bin("modinfo"), self.path], check_rc=False)
-                self.module.fail_json(
-                    msg="%s is not a kernel module modinfo can read: check the file" % self.path,
+                self.fail(
+                    "%s is not a kernel module modinfo can read: check the file" % self.path,
                     rc=rc,
                     stdout=out,
                     stderr=err,
                 )
             self.file_info = info
             from_file = km.normalize_name(info.get("name") or km.name_from_path(self.path))
+            problem = km.module_name_problem(from_file)
+            if problem:
+                self.fail("%s does not name a usable module: %s" % (self.path, problem))
             if wanted and km.normalize_name(wanted) != from_file:
-                self.module.fail_json(
-                    msg="name %s does not match the module in %s, which is %s: fix name or path"
+                self.fail(
+                    "name %s does not match the module in %s, which is %s: fix name or path"
                     % (wanted, self.path, from_file)
                 )
             self.name = from_file
@@ -451,8 +495,8 @@ class KernelModule:
         if reason is None:
             reason = km.vermagic_mismatch(vermagic, self.release, self.kernel_vermagic())
         if reason:
-            self.module.fail_json(
-                msg='%s cannot be loaded into this kernel: %s. Module vermagic: "%s"; kernel release: "%s". '
+            self.fail(
+                '%s cannot be loaded into this kernel: %s. Module vermagic: "%s"; kernel release: "%s". '
                 "Rebuild it against %s/build (or set check_vermagic: false if you know better)."
                 % (self.path, reason, vermagic.strip(), self.release, self.modules_dir),
                 vermagic=vermagic.strip(),
@@ -460,9 +504,17 @@ class KernelModule:
             )
 
     def plan_install(self):
-        dest_dir = os.path.join(self.modules_dir, self.params["install_dir"].strip("/"))
+        install_dir = km.install_dir_problem(self.params["install_dir"])[0]
+        dest_dir = os.path.join(self.modules_dir, install_dir)
+        real_root = os.path.realpath(self.modules_dir)
+        if not os.path.realpath(dest_dir).startswith(real_root + os.sep):
+            self.fail(
+                "install_dir %s leads to %s, outside %s (through a symbolic link): give a directory under %s, "
+                "such as updates" % (install_dir, os.path.realpath(dest_dir), real_root, self.modules_dir)
+            )
         dest = os.path.join(dest_dir, km.installed_file_name(self.name, self.path))
-        same = atomic_file.read_bytes(dest) == atomic_file.read_bytes(self.path)
+        self.dest_before = atomic_file.read_bytes(dest)
+        same = self.dest_before == atomic_file.read_bytes(self.path)
         rel = os.path.relpath(dest, self.modules_dir)
         dep = atomic_file.read_text(os.path.join(self.modules_dir, "modules.dep")) or ""
         indexed = any(line.split(":", 1)[0] == rel for line in dep.splitlines())
@@ -478,6 +530,8 @@ class KernelModule:
             return
         if copy:
             atomic_file.atomic_copy(self.path, dest)
+            self.copied = True
+            self.changed = True
         if copy or depmod:
             self.run([self.bin("depmod"), "-a", self.release])
 
@@ -507,8 +561,8 @@ class KernelModule:
         known = (info or {}).get("parameters") or {}
         unknown = sorted(set(wanted) - set(known))
         if info and unknown:
-            self.module.fail_json(
-                msg="module %s has no parameter %s; it has: %s (see modinfo %s)"
+            self.fail(
+                "module %s has no parameter %s; it has: %s (see modinfo %s)"
                 % (self.name, ", ".join(unknown), ", ".join(sorted(known)) or "none", self.name)
             )
 
@@ -527,13 +581,18 @@ class KernelModule:
             msg = km.explain_failure(err + out, self.name, self.release) or "unloading %s failed" % self.name
             if holders:
                 msg += " (used by: %s)" % ", ".join(holders)
-            self.module.fail_json(msg=msg, rc=rc, stdout=out, stderr=err, cmd=args, commands=self.commands)
+            self.fail(msg, rc=rc, stdout=out, stderr=err, cmd=args)
+        self.changed = True
         self.remove_record()
 
-    def load(self, from_file):
+    def load(self, from_file, wanted, path):
+        """Load the module (from path with insmod when from_file, else with modprobe) with the parameters wanted.
+
+        Returns None, or when a command failed what fail() reports for it.
+        """
         if self.module.check_mode:
-            return
-        args = km.params_to_args(self.params["params"])
+            return None
+        args = km.params_to_args(wanted)
         if from_file:
             loaded = self.loaded_modules()
             builtin_text = atomic_file.read_text(os.path.join(self.modules_dir, "modules.builtin")) or ""
@@ -542,22 +601,111 @@ class KernelModule:
                 if dep not in loaded and dep not in builtins:
                     cmd = [self.bin("modprobe"), dep]
                     self.commands.append(cmd)
-                    self.run(
-                        cmd,
-                        fail_msg="module %s depends on %s, which modprobe cannot load for kernel %s: "
-                        "install it first" % (self.name, dep, self.release),
-                    )
-            cmd = [self.bin("insmod"), self.path, *args]
+                    rc, out, err = self.run(cmd, check_rc=False)
+                    if rc != 0:
+                        return self.failure(
+                            cmd,
+                            rc,
+                            out,
+                            err,
+                            fail_msg="module %s depends on %s, which modprobe cannot load for kernel %s: "
+                            "install it first" % (self.name, dep, self.release),
+                        )
+                    self.changed = True
+            cmd = [self.bin("insmod"), path, *args]
         else:
             cmd = [self.bin("modprobe"), self.name, *args]
         self.commands.append(cmd)
-        self.run(cmd)
+        rc, out, err = self.run(cmd, check_rc=False)
+        if rc != 0:
+            return self.failure(cmd, rc, out, err)
+        self.changed = True
         # modprobe returns before a module's init finishes only when it fails; still, give sysfs a moment.
         for _attempt in range(20):
             if os.path.isdir(self.sys_path()):
                 break
             time.sleep(0.05)
-        self.write_record("insmod" if from_file else "modprobe")
+        self.write_record("insmod" if from_file else "modprobe", wanted, path)
+        return None
+
+    # ---- a failed reload ---------------------------------------------------------------------
+    def previous_load(self, from_file):
+        """How the loaded module was loaded, so that a reload whose load fails can load it again.
+
+        kmod's load record says it exactly (tool, file, parameters). Without one, the module is loaded again the
+        way this task loads it (modprobe, or insmod from path), with the known values of the parameters this
+        task changes; the others come from modprobe.d and the module's defaults, as at any load.
+        """
+        record = self.read_record()
+        if record:
+            via = record.get("via")
+            path = record.get("path") or self.path
+            params = dict(record.get("params") or {})
+        else:
+            via = "insmod" if from_file else "modprobe"
+            path = self.path
+            known = self.current_params()
+            params = {key: known[key] for key in self.params["params"] or {} if key in known}
+        # values the kernel showed that cannot be passed back as they are ("(null)" is an unset string)
+        params = {
+            key: value
+            for key, value in params.items()
+            if value != "(null)" and km.param_name_problem(key) is None and km.param_value_problem(key, value) is None
+        }
+        return {"via": via, "path": path, "params": params, "srcversion": self.live_srcversion()}
+
+    def restore(self, previous, failure):
+        """After an unload and a failed load: load the previous module again, then fail with the load's error."""
+        steps = []
+        error = None
+        if self.copied:
+            dest = self.file_info["filename"]
+            try:
+                if self.dest_before is None:
+                    atomic_file.remove(dest)
+                    steps.append("removed %s" % dest)
+                else:
+                    atomic_file.atomic_write(dest, self.dest_before)
+                    steps.append("put the previous %s back" % dest)
+            except OSError as exc:
+                error = {"msg": "could not put back the previous %s: %s" % (dest, exc)}
+            if error is None:
+                cmd = [self.bin("depmod"), "-a", self.release]
+                self.commands.append(cmd)
+                rc, out, err = self.run(cmd, check_rc=False)
+                if rc != 0:
+                    error = self.failure(cmd, rc, out, err)
+        if error is None:
+            error = self.load(previous["via"] == "insmod", previous["params"], previous["path"])
+        args = " ".join(km.params_to_args(previous["params"]))
+        how = "with %s" % args if args else "without parameters"
+        extra = dict(
+            rc=failure.get("rc"),
+            stdout=failure.get("stdout", ""),
+            stderr=failure.get("stderr", ""),
+            cmd=failure.get("cmd"),
+        )
+        if error is None:
+            steps.append("loaded it again %s" % how)
+            now = self.live_srcversion()
+            if previous["srcversion"] and now and now != previous["srcversion"]:
+                steps.append(
+                    "its file changed since it was loaded, so srcversion is now %s, was %s"
+                    % (now, previous["srcversion"])
+                )
+            self.fail(
+                "%s. The previous module %s was restored (%s)."
+                % (failure["msg"].rstrip("."), self.name, "; ".join(steps)),
+                restored=True,
+                **extra,
+            )
+        self.fail(
+            "%s. Restoring the previous module failed too, so %s is not loaded: %s"
+            % (failure["msg"].rstrip("."), self.name, error["msg"]),
+            restored=False,
+            restore_error=error,
+            **extra,
+        )
 
     def persistence(self, builtin):
         mode = self.params["persistent"]
@@ -619,10 +767,35 @@ class KernelModule:
                 )
 
     # ---- the task ---------------------------------------------------------------------------
+    def validate(self):
+        """Refuse, before anything is run or written, every input that is not what the kernel and kmod take."""
+        p = self.params
+        problems = []
+        if p["name"] is not None:
+            problems.append(km.module_name_problem(p["name"]))
+        if p["path"] is not None:
+            bad = km.bad_characters(p["path"])
+            if bad:
+                problems.append("path %r holds control characters (%s): remove them" % (p["path"], ", ".join(bad)))
+            elif not os.path.isabs(p["path"]):
+                problems.append("path %s is relative: give the absolute path of the .ko file on the target" % p["path"])
+        if p["install"] and not p["path"]:
+            problems.append("install: true needs path: the .ko file to install")
+        problems.append(km.install_dir_problem(p["install_dir"])[1])
+        if p["state"] == "absent" and p["persistent"] == "present":
+            problems.append(
+                "state: absent with persistent: present asks to unload the module and to load it at every boot: "
+                "use persistent: absent (or disabled) to unload it, or state: present to keep it"
+            )
+        if p["params"] is not None:
+            problems.extend(km.params_problems(p["params"]))
+        problems = [problem for problem in problems if problem]
+        if problems:
+            self.module.fail_json(msg="; ".join(problems), changed=False)
+
     def apply(self):
         p = self.params
-        if p["install"] and not p["path"]:
-            self.module.fail_json(msg="install: true needs path: the .ko file to install")
+        self.validate()
         self.resolve_name()
         builtin = self.is_builtin()
         loaded = self.name in self.loaded_modules()
@@ -645,8 +818,8 @@ class KernelModule:
             disk_info = self.modinfo(self.name)
             if disk_info is None and not loaded:
                 rc, out, err = self.run([self.bin("modinfo"), self.name], check_rc=False)
-                self.module.fail_json(
-                    msg=km.explain_failure("not found in directory", self.name, self.release),
+                self.fail(
+                    km.explain_failure("not found in directory", self.name, self.release),
                     rc=rc,
                     stdout=out,
                     stderr=err,
@@ -660,8 +833,8 @@ class KernelModule:
                 current = {key: self.live_param(key) for key in p["params"]}
                 differ, _unknown = km.params_differences(p["params"], current)
                 if differ:
-                    self.module.fail_json(
-                        msg="%s is built into kernel %s, so parameters %s cannot be changed at run time: set them on "
+                    self.fail(
+                        "%s is built into kernel %s, so parameters %s cannot be changed at run time: set them on "
                         "the kernel command line (%s)"
                         % (
                             self.name,
@@ -674,8 +847,8 @@ class KernelModule:
         elif state == "present" and loaded:
             reasons = self.differences((disk_info or {}).get("srcversion", ""))
         elif state == "absent" and builtin:
-            self.module.fail_json(
-                msg="%s is built into kernel %s and cannot be unloaded: leave it, or use a kernel "
+            self.fail(
+                "%s is built into kernel %s and cannot be unloaded: leave it, or use a kernel "
                 "that builds it as a module" % (self.name, self.release),
                 builtin=True,
             )
@@ -685,11 +858,16 @@ class KernelModule:
             self.warnings.append("%s: %s" % (self.name, warning))
         known_before = self.current_params() if loaded or builtin else {}
         before = self.describe(loaded or builtin, self.live_srcversion(), known_before)
+        previous = self.previous_load(from_file) if action == "reload" else None
         if action in ("unload", "reload"):
             holders = self.loaded_modules().get(self.name, {}).get("holders", [])
             self.unload(holders)
         if action in ("load", "reload"):
-            self.load(from_file)
+            failure = self.load(from_file, p["params"], self.path)
+            if failure and action == "reload":
+                self.restore(previous, failure)
+            if failure:
+                self.fail(**failure)
         if action != "none":
             self.changed = True
 
@@ -710,7 +888,7 @@ class KernelModule:
             after_src = self.live_srcversion()
             after_params = self.current_params() if after_loaded else {}
             if state == "present" and not after_loaded:
-                self.module.fail_json(msg="%s did not stay loaded; see dmesg" % self.name, commands=self.commands)
+                self.fail("%s did not stay loaded; see dmesg" % self.name)
         after = self.describe(after_loaded, after_src, after_params)
         if action != "none":
             self.diffs.insert(

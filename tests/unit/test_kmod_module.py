@@ -175,8 +175,8 @@ class FakeKernel:
         return [c for c in self.calls if os.path.basename(c[0]) != "modinfo"]
 
 
-@pytest.fixture
-def kernel(tmp_path, monkeypatch):
+def use_fake_kernel(tmp_path, monkeypatch):
+    """Point kmod at a FakeKernel in tmp_path (its /proc, /sys, /lib/modules, /etc and /run) and return it."""
     fake = FakeKernel(tmp_path)
     monkeypatch.setattr(km, "MODULES_ROOT", str(tmp_path / "lib_modules"))
     monkeypatch.setattr(km, "SYS_MODULE", str(fake.sys))
@@ -195,6 +195,11 @@ def kernel(tmp_path, monkeypatch):
     monkeypatch.setattr(AnsibleModule, "run_command", lambda self, args, **kw: fake.run_command(args, **kw))
     monkeypatch.setattr(AnsibleModule, "get_bin_path", lambda self, name, **kw: f"/usr/sbin/{name}")
     return fake
+
+
+@pytest.fixture
+def kernel(tmp_path, monkeypatch):
+    return use_fake_kernel(tmp_path, monkeypatch)
 
 
 def run(args, capsys, check=False, diff=False):
