@@ -83,11 +83,15 @@ def _error_message(body):
     err = data.get("error", data) if isinstance(data, dict) else {}
     parts = []
     if isinstance(err, dict):
-        if err.get("message"):
+        extended = [
+            str(info["Message"])
+            for info in err.get("@Message.ExtendedInfo", []) or []
+            if isinstance(info, dict) and info.get("Message")
+        ]
+        # "A general error has occurred. See ExtendedInfo ..." says nothing the extended messages do not.
+        if err.get("message") and not (extended and "ExtendedInfo" in str(err["message"])):
             parts.append(str(err["message"]))
-        for info in err.get("@Message.ExtendedInfo", []) or []:
-            if isinstance(info, dict) and info.get("Message") and info["Message"] not in parts:
-                parts.append(str(info["Message"]))
+        parts.extend(m for m in dict.fromkeys(extended) if m not in parts)
     return "; ".join(parts) or (body or "").strip()[:500]
 
 

@@ -164,3 +164,6 @@ def test_error_message_reads_extended_info():
     body = json.dumps({"error": {"message": "A", "@Message.ExtendedInfo": [{"Message": "B"}, {"Message": "A"}]}})
     assert redfish._error_message(body) == "A; B"
     assert redfish._error_message("plain text") == "plain text"
+    generic = {"message": "A general error has occurred. See ExtendedInfo for more information"}
+    body = json.dumps({"error": {**generic, "@Message.ExtendedInfo": [{"Message": "LC busy", "MessageId": "X.1"}]}})
+    assert redfish._error_message(body) == "LC busy" and redfish._message_ids(body) == ["X.1"]
