@@ -39,7 +39,8 @@ options:
   source:
     description:
       - C(ssh) logs into the iDRAC and runs O(console_command).
-      - C(tcp) connects to a TCP port that carries the serial console.
+      - C(tcp) connects to a TCP port that carries the serial console; it needs a port (O(port), or
+        C(host:port) in O(host)).
     type: str
     choices: [ssh, tcp]
     default: ssh
@@ -206,7 +207,8 @@ def build_module():
             timeout=dict(type="float", default=600),
             connect_timeout=dict(type="int", default=30),
         ),
-        required_if=[("source", "ssh", ("username", "password")), ("source", "tcp", ("port",))],
+        # source=tcp needs a port, in port or in host: validate() checks it.
+        required_if=[("source", "ssh", ("username", "password"))],
         supports_check_mode=False,
     )
 
