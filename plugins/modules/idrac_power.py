@@ -111,13 +111,13 @@ options:
     description:
       - Seconds to wait for the final power state (for each step of a sequence), and how long a request
         the BMC answers with 409 Conflict is repeated. More than 0 and at most 3600.
-    type: int
+    type: float
     default: 300
   shutdown_timeout:
     description:
       - Seconds a graceful shutdown may take before O(force_fallback) applies or the module fails.
         More than 0 and at most 3600.
-    type: int
+    type: float
     default: 120
   force_fallback:
     description: Force the power off when a graceful shutdown did not finish within O(shutdown_timeout).
@@ -307,8 +307,8 @@ def build_module():
             boot_override=dict(type="str", choices=["pxe", "hdd", "bios_setup", "none"]),
             boot_mode=dict(type="str", choices=["uefi", "legacy"]),
             wait=dict(type="bool", default=True),
-            wait_timeout=dict(type="int", default=300),
-            shutdown_timeout=dict(type="int", default=120),
+            wait_timeout=dict(type="float", default=300),
+            shutdown_timeout=dict(type="float", default=120),
             force_fallback=dict(type="bool", default=False),
             poll_interval=dict(type="float", default=2.0),
         ),
