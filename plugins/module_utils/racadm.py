@@ -24,7 +24,8 @@ except ImportError:
     paramiko = None
     HAS_PARAMIKO = False
 
-from ansible_collections.labkit.cluster.plugins.module_utils.redfish import DEFAULT_SYSTEM_ID, BmcError
+from ansible_collections.labkit.cluster.plugins.module_utils.bmc_inputs import DEFAULT_SYSTEM_ID
+from ansible_collections.labkit.cluster.plugins.module_utils.redfish import BmcError
 
 PROMPT_RE = re.compile(r"(/admin1->|racadm>>)\s*$")
 CONSOLE_ESCAPE = "\x1c"  # Ctrl-\ leaves `console com2` on an iDRAC
@@ -105,6 +106,8 @@ class IdracSsh:
         return "\n".join(lines).strip()
 
     def start_console(self, command="console com2"):
+        if any(ord(c) < 32 or ord(c) == 127 for c in command):
+            raise BmcError("invalid", f"the console command must be one line without control characters: {command!r}")
         self.chan.send(command + "\r\n")
 
     def recv(self, size=4096):
@@ -133,7 +136,14 @@ class RacadmClient:
     def racadm(self, *args):
         out = self.session.command("racadm " + " ".join(args))
         if re.search(r"already powered", out, re.I):
-            return "already", out
+            # Like Redfish's 409: the caller reads the power state back before believing it.
+            raise BmcError(
+                "conflict",
+                f"racadm {' '.join(args)} on {self.host} answered: {out}",
+                bmc_message=out,
+                message_ids=[],
+                output=out,
+            )
         if out.startswith("ERROR") or "\nERROR" in out:
             raise BmcError("racadm", f"racadm {' '.join(args)} failed on {self.host}: {out}", output=out)
         return "done", out

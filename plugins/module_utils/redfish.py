@@ -22,7 +22,7 @@ from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import Request, SSLValidationError
 
-DEFAULT_SYSTEM_ID = "System.Embedded.1"
+from ansible_collections.labkit.cluster.plugins.module_utils.bmc_inputs import DEFAULT_SYSTEM_ID
 
 BOOT_TARGETS = {"pxe": "Pxe", "hdd": "Hdd", "bios_setup": "BiosSetup", "none": "None"}
 BOOT_MODES = {"uefi": "UEFI", "legacy": "Legacy"}
@@ -40,7 +40,8 @@ RESET_TYPES = (
 
 
 class BmcError(Exception):
-    """A BMC failure with a kind: unreachable, tls, auth, not_found, not_allowed, http, protocol, timeout."""
+    """A BMC failure with a kind: unreachable, tls, auth, not_found, not_allowed, conflict, http, protocol,
+    timeout, invalid (an option refused before anything was sent)."""
 
     def __init__(self, kind, msg, **details):
         super().__init__(msg)
@@ -62,6 +63,17 @@ def _tls_reason(exc):
     return None
 
 
+def _message_ids(body):
+    """The MessageId values of a Redfish error body's @Message.ExtendedInfo (iDRAC: IDRAC.2.8.PSU501)."""
+    try:
+        data = json.loads(body)
+    except (TypeError, ValueError):
+        return []
+    err = data.get("error", data) if isinstance(data, dict) else {}
+    infos = err.get("@Message.ExtendedInfo", []) if isinstance(err, dict) else []
+    return [str(i["MessageId"]) for i in infos or [] if isinstance(i, dict) and i.get("MessageId")]
+
+
 def _error_message(body):
     """The human part of a Redfish error body (error.message + ExtendedInfo messages)."""
     try:
@@ -71,11 +83,15 @@ def _error_message(body):
     err = data.get("error", data) if isinstance(data, dict) else {}
     parts = []
     if isinstance(err, dict):
-        if err.get("message"):
+        extended = [
+            str(info["Message"])
+            for info in err.get("@Message.ExtendedInfo", []) or []
+            if isinstance(info, dict) and info.get("Message")
+        ]
+        # "A general error has occurred. See ExtendedInfo ..." says nothing the extended messages do not.
+        if err.get("message") and not (extended and "ExtendedInfo" in str(err["message"])):
             parts.append(str(err["message"]))
-        for info in err.get("@Message.ExtendedInfo", []) or []:
-            if isinstance(info, dict) and info.get("Message") and info["Message"] not in parts:
-                parts.append(str(info["Message"]))
+        parts.extend(m for m in dict.fromkeys(extended) if m not in parts)
     return "; ".join(parts) or (body or "").strip()[:500]
 
 
@@ -209,14 +225,27 @@ class RedfishClient:
         return list(values) if values is not None else None
 
     def reset(self, reset_type):
-        """POST the reset; returns 'done', or 'already' when the BMC says the system is in that state."""
+        """POST the reset; returns 'done' when the BMC accepted it.
+
+        A 409 Conflict is raised as BmcError('conflict') with the BMC's message and MessageIds: an
+        iDRAC answers 409 both for "already powered ON" and for a busy lifecycle controller, so only
+        the caller, by reading the power state back, can tell which one it was.
+        """
         if reset_type not in RESET_TYPES:
             raise BmcError("not_allowed", f"unknown ResetType {reset_type}")
         target = self._reset_action().get("target", self.system_uri + "/Actions/ComputerSystem.Reset")
         resp = self.call("POST", target, {"ResetType": reset_type})
         if resp.status == 409:
-            # iDRAC: "Server is already powered ON/OFF" -- the state we asked for holds already.
-            return "already"
+            message = _error_message(resp.body) or "no message"
+            ids = _message_ids(resp.body)
+            raise BmcError(
+                "conflict",
+                f"the BMC answered 409 Conflict to ResetType {reset_type}: {message}"
+                + (f" (MessageId {', '.join(ids)})" if ids else ""),
+                status=409,
+                bmc_message=message,
+                message_ids=ids,
+            )
         if resp.status == 501 or (resp.status == 400 and ("ResetType" in resp.body or "NotSupported" in resp.body)):
             raise BmcError(
                 "not_allowed",

@@ -22,6 +22,8 @@ description:
   - With O(match) set, the module fails unless a line matched; without it, an idle console is success
     (NRK's C(boot-timeout) behaviour).
   - The C(ssh) source needs the Python library paramiko on the host that runs the module.
+  - Every input is validated before the module connects or writes anything; a refused value fails with
+    C(error_kind=invalid).
 author:
   - labkit developers (@labkit)
 attributes:
@@ -31,21 +33,17 @@ attributes:
   diff_mode:
     support: none
     description: Nothing to compare.
+extends_documentation_fragment:
+  - labkit.cluster.idrac
 options:
   source:
     description:
       - C(ssh) logs into the iDRAC and runs O(console_command).
-      - C(tcp) connects to a TCP port that carries the serial console.
+      - C(tcp) connects to a TCP port that carries the serial console; it needs a port (O(port), or
+        C(host:port) in O(host)).
     type: str
     choices: [ssh, tcp]
     default: ssh
-  host:
-    description: Address of the iDRAC (C(ssh)) or of the console server (C(tcp)).
-    type: str
-    required: true
-  port:
-    description: Port to connect to. Defaults to 22 for C(ssh); required for C(tcp).
-    type: int
   username:
     description: iDRAC user for C(ssh).
     type: str
@@ -53,11 +51,13 @@ options:
     description: iDRAC password for C(ssh).
     type: str
   console_command:
-    description: Command that attaches the serial console on the iDRAC prompt.
+    description: Command that attaches the serial console on the iDRAC prompt (one line, no control characters).
     type: str
     default: console com2
   log_path:
-    description: File the console output is written to (parent directories are created).
+    description:
+      - File the console output is written to (parent directories are created).
+      - Refused when it is a directory, lies under C(/proc), C(/sys) or C(/dev), or cannot be written.
     type: path
     required: true
   append:
@@ -69,15 +69,15 @@ options:
       - Python regular expression searched in each console line; capture stops at the first match.
     type: str
   idle_timeout:
-    description: Stop when the console stayed silent for this many seconds.
+    description: Stop when the console stayed silent for this many seconds (more than 0, at most 86400).
     type: float
     default: 30
   timeout:
-    description: Stop after this many seconds in total, output or not.
+    description: Stop after this many seconds in total, output or not (more than 0, at most 86400).
     type: float
     default: 600
   connect_timeout:
-    description: Seconds to wait for the connection (and, for C(ssh), the iDRAC prompt).
+    description: Seconds to wait for the connection (and, for C(ssh), the iDRAC prompt); more than 0, at most 300.
     type: int
     default: 30
 notes:
@@ -140,6 +140,13 @@ reason:
   returned: always
   type: str
   sample: matched
+error_kind:
+  description:
+    - What failed (invalid, unreachable, auth, timeout, protocol, dependency, io, or the stop reason when
+      O(match) never matched). C(invalid) means an option was refused before anything was done.
+  returned: failure
+  type: str
+  sample: invalid
 log_path:
   description: Absolute path of the log file.
   returned: always
@@ -176,6 +183,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.labkit.cluster.plugins.module_utils import bmc_inputs as inputs
+from ansible_collections.labkit.cluster.plugins.module_utils.bmc_inputs import InvalidInput
 from ansible_collections.labkit.cluster.plugins.module_utils.racadm import CONSOLE_ESCAPE, IdracSsh
 from ansible_collections.labkit.cluster.plugins.module_utils.redfish import BmcError
 
@@ -186,7 +195,7 @@ def build_module():
     return AnsibleModule(
         argument_spec=dict(
             source=dict(type="str", default="ssh", choices=["ssh", "tcp"]),
-            host=dict(type="str", required=True),
+            host=dict(type="str", required=True, aliases=["baseuri"]),
             port=dict(type="int"),
             username=dict(type="str"),
             password=dict(type="str", no_log=True),
@@ -198,9 +207,29 @@ def build_module():
             timeout=dict(type="float", default=600),
             connect_timeout=dict(type="int", default=30),
         ),
-        required_if=[("source", "ssh", ("username", "password")), ("source", "tcp", ("port",))],
+        # source=tcp needs a port, in port or in host: validate() checks it.
+        required_if=[("source", "ssh", ("username", "password"))],
         supports_check_mode=False,
     )
+
+
+def validate(params):
+    """Check every option before connecting or writing; returns (address, port, log_path). Raises InvalidInput."""
+    address, port = inputs.parse_host(params["host"], params["port"])
+    if params["source"] == "tcp" and port is None:
+        raise InvalidInput("source=tcp needs a port (in port or as host:port)")
+    inputs.check_text("username", params["username"])
+    inputs.check_text("console_command", params["console_command"])
+    inputs.check_range("idle_timeout", params["idle_timeout"], 0, inputs.CONSOLE_TIMEOUT_MAX)
+    inputs.check_range("timeout", params["timeout"], 0, inputs.CONSOLE_TIMEOUT_MAX)
+    inputs.check_range("connect_timeout", params["connect_timeout"], 0, inputs.HTTP_TIMEOUT_MAX)
+    if params["match"]:
+        try:
+            re.compile(params["match"])
+        except re.error as exc:
+            raise InvalidInput(f"match is not a valid regular expression: {exc}") from None
+    log_path = inputs.check_log_path(params["log_path"])
+    return address, port or inputs.DEFAULT_SSH_PORT, log_path
 
 
 class TcpConsole:
@@ -301,27 +330,29 @@ class ConsoleCapture:
 def main():
     module = build_module()
     p = module.params
-    log_path = os.path.abspath(p["log_path"])
-    if p["match"]:
-        try:
-            re.compile(p["match"])
-        except re.error as exc:
-            module.fail_json(msg=f"match is not a valid regular expression: {exc}", error_kind="invalid")
-    os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+    try:
+        address, port, log_path = validate(p)
+    except InvalidInput as exc:
+        module.fail_json(msg=str(exc), error_kind="invalid")
     console = None
     try:
         if p["source"] == "tcp":
-            console = TcpConsole(p["host"], p["port"], p["connect_timeout"])
+            console = TcpConsole(address, port, p["connect_timeout"])
         else:
             console = SshConsole(
-                p["host"],
-                p["port"] or 22,
+                address,
+                port,
                 p["username"],
                 p["password"],
                 timeout=p["connect_timeout"],
                 command=p["console_command"],
             )
-        with open(log_path, "ab" if p["append"] else "wb") as log:
+        try:
+            os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+            log = open(log_path, "ab" if p["append"] else "wb")
+        except OSError as exc:
+            raise BmcError("io", f"cannot write the console log {log_path}: {exc.strerror or exc}") from None
+        with log:
             capture = ConsoleCapture(console, log, p["match"], idle_timeout=p["idle_timeout"], timeout=p["timeout"])
             reason, elapsed = capture.run()
     except BmcError as exc:

@@ -17,7 +17,13 @@ description:
   - Brings a server managed by a Dell iDRAC (or any Redfish BMC) to a power state and waits until the BMC
     really reports that state, because BMCs apply power changes seconds after they accept the request.
   - C(on), C(off) and C(shutdown) are declarative and idempotent; C(restarted) and C(power_cycled) always act.
-    A 409 answer that says the system is already in the asked state counts as C(changed=false).
+    C(query) only reads the power state and boot override.
+  - A 409 Conflict answer is not trusted on its own, because an iDRAC sends it both for "already powered ON"
+    and when its lifecycle controller is busy. The module reads the power state back. If the system is in the
+    asked state, that is C(changed=false); otherwise it repeats the request every O(poll_interval) seconds
+    for up to O(wait_timeout) seconds and then fails with the BMC's own message and MessageIds.
+  - Every input is validated before the first request (host, ports, timeouts, system id); a refused value
+    fails with C(error_kind=invalid) and nothing is sent.
   - When the BMC does not allow C(PowerCycle) the module sends C(ForceOff) then C(On); when it does not
     allow C(GracefulRestart) it sends C(GracefulShutdown) then C(On). The allowed values come from the
     BMC's C(ResetType@Redfish.AllowableValues) (or its ActionInfo), and a 501 answer triggers the same fallback.
@@ -35,17 +41,9 @@ attributes:
   diff_mode:
     support: full
     description: Returns the power state and boot override before and after.
+extends_documentation_fragment:
+  - labkit.cluster.idrac
 options:
-  host:
-    description:
-      - Address of the BMC, optionally with C(:port).
-    type: str
-    required: true
-    aliases: [baseuri]
-  port:
-    description:
-      - Port of the BMC. Defaults to 443 for C(redfish) and 22 for C(racadm_ssh).
-    type: int
   transport:
     description:
       - C(redfish) talks Redfish over HTTPS.
@@ -55,7 +53,7 @@ options:
     choices: [redfish, racadm_ssh]
     default: redfish
   username:
-    description: BMC user name.
+    description: BMC user name (no control characters; no C(:) with C(redfish), basic auth cannot carry it).
     type: str
     required: true
   password:
@@ -70,14 +68,17 @@ options:
   ca_path:
     description:
       - PEM file with the CA that signed the BMC certificate (iDRACs usually have a site or self-signed CA).
+      - Must be a readable file.
     type: path
   timeout:
-    description: Seconds to wait for one answer from the BMC.
+    description: Seconds to wait for one answer from the BMC, more than 0 and at most 300.
     type: int
     default: 30
   system_id:
     description:
       - Id of the ComputerSystem. When omitted, C(System.Embedded.1) if the BMC has it, else its first system.
+      - It becomes part of a URL, so it may hold only letters, digits, C(.), C(_), C(:) and C(-) (no C(/),
+        no C(..)).
     type: str
   state:
     description:
@@ -86,9 +87,11 @@ options:
         then forces the power off.
       - C(restarted) restarts gracefully (always acts; powers on a system that is off).
       - C(power_cycled) cuts and restores power (always acts; powers on a system that is off).
+      - C(query) reads the power state and the boot override and acts on nothing (O(boot_override) cannot
+        be combined with it).
       - Omit it to only set O(boot_override).
     type: str
-    choices: ['on', 'off', shutdown, restarted, power_cycled]
+    choices: ['on', 'off', shutdown, restarted, power_cycled, query]
   boot_override:
     description:
       - One-time boot source for the next boot. C(none) removes a pending override.
@@ -105,25 +108,30 @@ options:
     type: bool
     default: true
   wait_timeout:
-    description: Seconds to wait for the final power state (for each step of a sequence).
-    type: int
+    description:
+      - Seconds to wait for the final power state (for each step of a sequence), and how long a request
+        the BMC answers with 409 Conflict is repeated. More than 0 and at most 3600.
+    type: float
     default: 300
   shutdown_timeout:
-    description: Seconds a graceful shutdown may take before O(force_fallback) applies or the module fails.
-    type: int
+    description:
+      - Seconds a graceful shutdown may take before O(force_fallback) applies or the module fails.
+        More than 0 and at most 3600.
+    type: float
     default: 120
   force_fallback:
     description: Force the power off when a graceful shutdown did not finish within O(shutdown_timeout).
     type: bool
     default: false
   poll_interval:
-    description: Seconds between two reads of the power state while waiting.
+    description: Seconds between two reads of the power state while waiting, from 0.1 to 60.
     type: float
     default: 2.0
 notes:
   - The password is never logged. Use Ansible Vault or a lookup for it.
   - A BMC answers the power request long before the power changes; O(wait=false) returns the state read
     right after the request, which is usually still the old one.
+  - A failure after the BMC accepted a power request or a boot override reports C(changed=true).
 seealso:
   - module: labkit.cluster.bmc_console
 """
@@ -158,6 +166,19 @@ EXAMPLES = r"""
     password: "{{ vault_idrac_password }}"
     state: power_cycled
   delegate_to: localhost
+
+- name: Read the power state without acting (check mode works too)
+  labkit.cluster.idrac_power:
+    host: "{{ idrac_host }}"
+    username: "{{ idrac_user }}"
+    password: "{{ idrac_password }}"
+    state: query
+  delegate_to: localhost
+  register: bmc
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "{{ bmc.power_state }}, next boot from {{ bmc.boot_override.target }}"
 """
 
 RETURN = r"""
@@ -188,7 +209,8 @@ transport:
   sample: redfish
 actions:
   description:
-    - Reset requests sent, in order, with the BMC's answer (C(done), or C(already) for a 409 already-in-state).
+    - Reset requests sent, in order, with the BMC's answer (C(done), or C(already) for a 409 Conflict after
+      which the system was found in the asked state; then C(message) holds the BMC's message).
   returned: always
   type: list
   elements: dict
@@ -222,22 +244,38 @@ boot_override:
       type: str
       sample: UEFI
 last_state:
-  description: Last power state seen when waiting timed out.
+  description: Last power state seen when waiting timed out or a 409 Conflict never cleared.
   returned: failure
   type: str
   sample: "On"
 error_kind:
-  description: What failed (unreachable, tls, auth, not_found, not_allowed, timeout, http, protocol, dependency).
+  description:
+    - What failed (invalid, unreachable, tls, auth, not_found, not_allowed, conflict, timeout, http, protocol,
+      dependency). C(invalid) means an option was refused and nothing was sent.
   returned: failure
   type: str
   sample: auth
+bmc_message:
+  description: The BMC's own message for a 409 Conflict that never cleared (Redfish C(@Message.ExtendedInfo)).
+  returned: failure
+  type: str
+  sample: "Unable to perform the operation because the Lifecycle Controller is busy."
+message_ids:
+  description: MessageId values of that answer.
+  returned: failure
+  type: list
+  elements: str
+  sample: ["IDRAC.2.8.LC068"]
 """
 
+import os
 import time
 from collections import namedtuple
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.labkit.cluster.plugins.module_utils import bmc_inputs as inputs
+from ansible_collections.labkit.cluster.plugins.module_utils.bmc_inputs import InvalidInput
 from ansible_collections.labkit.cluster.plugins.module_utils.racadm import RacadmClient
 from ansible_collections.labkit.cluster.plugins.module_utils.redfish import (
     BOOT_MODES,
@@ -249,6 +287,8 @@ from ansible_collections.labkit.cluster.plugins.module_utils.redfish import (
 ON = "On"
 OFF = "Off"
 TARGET_STATE = {"on": ON, "off": OFF, "shutdown": OFF, "restarted": ON, "power_cycled": ON}
+# Resets that set a state (not restarts): a conflict on them is harmless when that state holds.
+STATE_OF_RESET = {"On": ON, "ForceOn": ON, "ForceOff": OFF, "GracefulShutdown": OFF}
 
 
 def build_module():
@@ -263,12 +303,12 @@ def build_module():
             ca_path=dict(type="path"),
             timeout=dict(type="int", default=30),
             system_id=dict(type="str"),
-            state=dict(type="str", choices=["on", "off", "shutdown", "restarted", "power_cycled"]),
+            state=dict(type="str", choices=["on", "off", "shutdown", "restarted", "power_cycled", "query"]),
             boot_override=dict(type="str", choices=["pxe", "hdd", "bios_setup", "none"]),
             boot_mode=dict(type="str", choices=["uefi", "legacy"]),
             wait=dict(type="bool", default=True),
-            wait_timeout=dict(type="int", default=300),
-            shutdown_timeout=dict(type="int", default=120),
+            wait_timeout=dict(type="float", default=300),
+            shutdown_timeout=dict(type="float", default=120),
             force_fallback=dict(type="bool", default=False),
             poll_interval=dict(type="float", default=2.0),
         ),
@@ -278,17 +318,34 @@ def build_module():
     )
 
 
-def make_client(params):
-    host = params["host"]
+def validate(params):
+    """Check every option before anything is sent; returns the BMC (address, port). Raises InvalidInput."""
+    redfish = params["transport"] == "redfish"
+    default_port = inputs.DEFAULT_REDFISH_PORT if redfish else inputs.DEFAULT_SSH_PORT
+    address, port = inputs.parse_host(params["host"], params["port"])
+    inputs.check_text("username", params["username"])
+    if redfish and ":" in params["username"]:
+        raise InvalidInput("username must not contain ':' (HTTP basic auth cannot carry it)")
+    inputs.check_range("timeout", params["timeout"], 0, inputs.HTTP_TIMEOUT_MAX)
+    inputs.check_range("wait_timeout", params["wait_timeout"], 0, inputs.WAIT_TIMEOUT_MAX)
+    inputs.check_range("shutdown_timeout", params["shutdown_timeout"], 0, inputs.WAIT_TIMEOUT_MAX)
+    inputs.check_poll_interval(params["poll_interval"])
+    inputs.check_system_id(params["system_id"])
+    ca_path = params["ca_path"]
+    if ca_path is not None and not (os.path.isfile(ca_path) and os.access(ca_path, os.R_OK)):
+        raise InvalidInput(f"ca_path {ca_path!r} is not a readable file")
+    if params["state"] == "query" and params["boot_override"] is not None:
+        raise InvalidInput("state=query only reads; it cannot be combined with boot_override")
+    if not redfish and params["boot_mode"]:
+        raise InvalidInput("boot_mode needs the redfish transport; racadm_ssh cannot set it")
+    return address, port or default_port
+
+
+def make_client(params, address, port):
     if params["transport"] == "racadm_ssh":
-        return RacadmClient(
-            host, params["port"] or 22, params["username"], params["password"], timeout=params["timeout"]
-        )
-    if params["port"] and ":" not in host.split("]")[-1]:
-        host = f"{host}:{params['port']}"
-    base = host if host.startswith("https://") else f"https://{host}"
+        return RacadmClient(address, port, params["username"], params["password"], timeout=params["timeout"])
     return RedfishClient(
-        base,
+        f"https://{inputs.netloc(address, port)}",
         params["username"],
         params["password"],
         validate_certs=params["validate_certs"],
@@ -323,7 +380,7 @@ def plan(state, current, allowed):
 
     Pure logic (no I/O) so unit tests can cover every branch. Raises BmcError('not_allowed').
     """
-    if state is None:
+    if state in (None, "query"):
         return [], None
     if state == "on":
         steps = [] if current in (ON, "PoweringOn") else [Step("On", ON)]
@@ -365,6 +422,7 @@ class IdracPower:
         self.actions = []
         self.fallback = None
         self.last_state = None
+        self.changed = False  # True once the BMC accepted a request that changes something
 
     # -- waiting ------------------------------------------------------------------------------
     def wait_for(self, target, timeout):
@@ -387,9 +445,40 @@ class IdracPower:
 
     # -- acting -------------------------------------------------------------------------------
     def send(self, reset_type):
-        answer = self.client.reset(reset_type)
-        self.actions.append({"reset_type": reset_type, "answer": answer})
-        return answer
+        """POST one reset; returns 'done', or 'already' for a conflict while the asked state holds.
+
+        Any other conflict (a busy lifecycle controller, a job running) is retried every poll_interval
+        for up to wait_timeout, then raised with the BMC's own message.
+        """
+        deadline = None
+        while True:
+            try:
+                answer = self.client.reset(reset_type)
+            except BmcError as exc:
+                if exc.kind != "conflict":
+                    raise
+                conflict = exc
+            else:
+                self.actions.append({"reset_type": reset_type, "answer": answer})
+                self.changed = True
+                return answer
+            self.last_state = self.client.power_state()
+            if STATE_OF_RESET.get(reset_type) == self.last_state:
+                message = conflict.details.get("bmc_message")
+                self.actions.append({"reset_type": reset_type, "answer": "already", "message": message})
+                return "already"
+            now = self.clock()
+            deadline = now + self.params["wait_timeout"] if deadline is None else deadline
+            if now >= deadline:
+                details = {k: v for k, v in conflict.details.items() if k != "last_state"}
+                raise BmcError(
+                    "conflict",
+                    f"{conflict.msg}; still refused after {self.params['wait_timeout']} s "
+                    f"(power state {self.last_state})",
+                    last_state=self.last_state,
+                    **details,
+                )
+            self.sleep(max(0.0, min(self.params["poll_interval"], deadline - now)))
 
     def run_step(self, step, allowed):
         try:
@@ -458,6 +547,7 @@ class IdracPower:
                 self.client.set_boot_override(
                     BOOT_TARGETS[self.params["boot_override"]], BOOT_MODES.get(self.params["boot_mode"])
                 )
+                self.changed = True
                 stored = self.client.boot_override()
                 if self.params["boot_override"] != "none" and stored.get("enabled") == "Continuous":
                     self.module.warn(
@@ -509,19 +599,22 @@ class IdracPower:
 def main():
     module = build_module()
     started = time.monotonic()
+    try:
+        address, port = validate(module.params)
+    except InvalidInput as exc:
+        module.fail_json(msg=str(exc), error_kind="invalid", changed=False, actions=[])
     power = None
     try:
-        if module.params["transport"] == "racadm_ssh" and module.params["boot_mode"]:
-            raise BmcError("not_allowed", "boot_mode needs the redfish transport; racadm_ssh cannot set it")
-        client = make_client(module.params)
+        client = make_client(module.params, address, port)
         power = IdracPower(module, client, clock=time.monotonic)
         power.started = started
         result = power.run()
     except BmcError as exc:
-        extra = {k: v for k, v in exc.details.items() if k not in ("msg", "changed")}
+        extra = {k: v for k, v in exc.details.items() if k not in ("msg", "changed", "failed")}
         module.fail_json(
             msg=exc.msg,
             error_kind=exc.kind,
+            changed=bool(power and power.changed),
             elapsed=round(time.monotonic() - started, 2),
             actions=power.actions if power else [],
             **extra,

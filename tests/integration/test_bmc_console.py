@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from ansible_collections.labkit.cluster.plugins.module_utils.racadm import IdracSsh as Session
 from ansible_collections.labkit.cluster.plugins.module_utils.racadm import RacadmClient
+from ansible_collections.labkit.cluster.plugins.module_utils.redfish import BmcError
 from playbook_runner import run_playbook
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "idrac_ssh"))
@@ -149,10 +150,13 @@ def test_racadm_transport(consoles):
 
 
 def test_racadm_409_style_answer_and_racadm_prompt(consoles):
-    """`serveraction powerup` on a running server says 'already powered ON': read as already."""
+    """`serveraction powerup` on a running server says 'already powered ON': raised as a conflict, which
+    idrac_power resolves by reading the power state back."""
     idrac = consoles["idrac"]
     client = RacadmClient("127.0.0.1", idrac.port, "root", "calvin")
-    assert client.reset("ForceOff" if client.power_state() == "Off" else "On") == "already"
+    with pytest.raises(BmcError) as err:
+        client.reset("ForceOff" if client.power_state() == "Off" else "On")
+    assert err.value.kind == "conflict" and "already powered" in err.value.details["bmc_message"]
     client.close()
 
     session = Session("127.0.0.1", idrac.port, "root", "calvin")

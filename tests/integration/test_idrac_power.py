@@ -18,7 +18,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from ansible_collections.labkit.cluster.plugins.module_utils.redfish import RedfishClient
+from ansible_collections.labkit.cluster.plugins.module_utils.redfish import BmcError, RedfishClient
 from playbook_runner import run_playbook
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "idrac_layer"))
@@ -80,14 +80,14 @@ ERRORS = """
 
 TIMING = """
 - name: wait timeout
-  labkit.cluster.idrac_power: {state: "off", wait_timeout: 0}
+  labkit.cluster.idrac_power: {state: "off", wait_timeout: 0.1}
   ignore_errors: true
 - name: let it land
   labkit.cluster.idrac_power: {state: "off"}
 - name: power on for shutdown
   labkit.cluster.idrac_power: {state: "on"}
 - name: shutdown forced
-  labkit.cluster.idrac_power: {state: shutdown, shutdown_timeout: 0, force_fallback: true}
+  labkit.cluster.idrac_power: {state: shutdown, shutdown_timeout: 0.1, force_fallback: true}
 - name: bios setup once
   labkit.cluster.idrac_power: {boot_override: bios_setup, boot_mode: legacy}
   when: inventory_hostname.startswith("idrac")
@@ -303,12 +303,16 @@ def test_timeout_and_forced_shutdown(played, host):
         assert not played.result(host, "bios setup again")["changed"]
 
 
-def test_409_already_in_state_is_not_an_error(bmcs):
-    """The iDRAC layer answers 409 to a reset into the current state; the client reads it as 'already'."""
+def test_409_already_in_state_is_a_conflict_with_the_idrac_message(bmcs):
+    """The iDRAC layer answers 409 to a reset into the current state; the client raises it as a conflict
+    with the iDRAC's message and MessageId (idrac_power then reads the state back)."""
     client = RedfishClient(bmcs["layer"].url, "root", PASSWORD, ca_path=str(bmcs["pki"].ca))
     client.find_system("System.Embedded.2")
     state = client.power_state()
-    assert client.reset("On" if state == "On" else "ForceOff") == "already"
+    with pytest.raises(BmcError) as err:
+        client.reset("On" if state == "On" else "ForceOff")
+    assert err.value.kind == "conflict" and err.value.details["message_ids"] == ["IDRAC.2.8.PSU501"]
+    assert "already powered" in err.value.details["bmc_message"]
     # the plain emulator says 204 to the same request
     plain = RedfishClient(bmcs["direct"].url, "root", PASSWORD, ca_path=str(bmcs["pki"].ca))
     plain.find_system("System.Embedded.2")

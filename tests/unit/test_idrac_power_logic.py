@@ -127,11 +127,22 @@ def test_on_waits_for_the_late_state_and_reports_it():
     assert bmc.resets == ["On"] and res["elapsed"] > 0
 
 
-def test_409_already_in_state_is_not_a_change():
-    bmc = FakeBmc(["Off", "On"], answers={"On": "already"})  # state read was stale
+def _conflict(message="Server is already powered ON."):
+    return BmcError("conflict", f"409: {message}", status=409, bmc_message=message, message_ids=["IDRAC.2.8.PSU501"])
+
+
+def test_409_with_the_state_reached_is_not_a_change():
+    bmc = FakeBmc(["Off", "On"], answers={"On": _conflict()})  # state read was stale
     res, _ = run(bmc, state="on")
     assert not res["changed"] and res["power_state"] == "On"
-    assert res["actions"] == [{"reset_type": "On", "answer": "already"}]
+    assert res["actions"] == [{"reset_type": "On", "answer": "already", "message": "Server is already powered ON."}]
+
+
+def test_409_on_a_restart_is_never_already_there():
+    bmc = FakeBmc(["On"], allowed=[*ALL, "PowerCycle"], answers={"PowerCycle": _conflict("LC busy")})
+    with pytest.raises(BmcError) as err:
+        run(bmc, state="power_cycled", wait_timeout=3, poll_interval=1.0)
+    assert err.value.kind == "conflict" and "LC busy" in err.value.msg and len(bmc.resets) > 1
 
 
 def test_refused_power_cycle_falls_back_at_run_time():

@@ -102,20 +102,34 @@ def test_allowed_values_unknown_is_none(bmc):
     assert c.allowed_resets() is None
 
 
-@pytest.mark.parametrize(
-    ("answer", "expect"),
-    [
-        (Resp(204, None), "done"),
-        (_http_error(409, {"error": {"message": "Server is already powered ON."}}), "already"),
-    ],
-)
-def test_reset_answers(bmc, answer, expect):
+def test_reset_accepted(bmc):
     routes, calls = bmc
-    routes[("POST", "/redfish/v1/Systems/S1/Actions/ComputerSystem.Reset")] = answer
+    routes[("POST", "/redfish/v1/Systems/S1/Actions/ComputerSystem.Reset")] = Resp(204, None)
     c = client()
     c.find_system()
-    assert c.reset("On") == expect
+    assert c.reset("On") == "done"
     assert json.loads(calls[-1][2]) == {"ResetType": "On"}
+
+
+def test_reset_409_is_a_conflict_with_the_bmc_message(bmc):
+    """409 is not read as "already in state" here: the caller checks the power state."""
+    routes, _ = bmc
+    body = {
+        "error": {
+            "@Message.ExtendedInfo": [
+                {"Message": "Server is already powered ON.", "MessageId": "IDRAC.2.8.PSU501", "Severity": "Warning"}
+            ]
+        }
+    }
+    routes[("POST", "/redfish/v1/Systems/S1/Actions/ComputerSystem.Reset")] = _http_error(409, body)
+    c = client()
+    c.find_system()
+    with pytest.raises(BmcError) as err:
+        c.reset("On")
+    assert err.value.kind == "conflict" and err.value.details["status"] == 409
+    assert err.value.details["bmc_message"] == "Server is already powered ON."
+    assert err.value.details["message_ids"] == ["IDRAC.2.8.PSU501"]
+    assert "IDRAC.2.8.PSU501" in err.value.msg
 
 
 @pytest.mark.parametrize("code", [400, 501])
@@ -150,3 +164,6 @@ def test_error_message_reads_extended_info():
     body = json.dumps({"error": {"message": "A", "@Message.ExtendedInfo": [{"Message": "B"}, {"Message": "A"}]}})
     assert redfish._error_message(body) == "A; B"
     assert redfish._error_message("plain text") == "plain text"
+    generic = {"message": "A general error has occurred. See ExtendedInfo for more information"}
+    body = json.dumps({"error": {**generic, "@Message.ExtendedInfo": [{"Message": "LC busy", "MessageId": "X.1"}]}})
+    assert redfish._error_message(body) == "LC busy" and redfish._message_ids(body) == ["X.1"]
