@@ -69,15 +69,17 @@ def work_unit(item) -> str:
     return module
 
 
-@pytest.hookimpl(tryfirst=True)
+def pytest_itemcollected(item):
+    """Mark each test with its work unit as it is collected: xdist reads the mark when collection ends."""
+    item.add_marker(pytest.mark.xdist_group(work_unit(item)))
+
+
 def pytest_collection_modifyitems(session, config, items):
-    """Group the tests into work units and order the units longest first; within a unit, the order of
-    the files is kept (kernel_build before the dcPIM trial boot that reuses its kernel)."""
+    """Order the work units longest first; within a unit, the order of the files is kept (kernel_build
+    before the dcPIM trial boot that reuses its kernel)."""
     units = {}
     for item in items:
-        unit = work_unit(item)
-        units.setdefault(unit, []).append(item)
-        item.add_marker(pytest.mark.xdist_group(unit))
+        units.setdefault(work_unit(item), []).append(item)
     order = sorted(units, key=lambda unit: -UNIT_SECONDS.get(unit, 0))
     for unit, tests in units.items():
         if unit == SUITE_KERNEL:
