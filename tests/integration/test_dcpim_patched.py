@@ -66,6 +66,7 @@ def lab(tmp_path_factory):
         "dcpim_module_git_version": "main",
         "dcpim_module_fetch_on": "controller",
         "dcpim_module_controller_cache": str(base / "cache"),
+        "dcpim_module_compat_patches": [],  # for upstream's source, not the stand-in's (test_dcpim_module.py)
         **suite_kernel.dcpim_module_vars(),
         "dcpim_module_kernel_initramfs": False,
         "dcpim_module_trial_timeout": 420,
