@@ -179,10 +179,10 @@ def test_409_never_cleared_fails_with_the_bmc_message_after_wait_timeout(capsys,
     assert out["bmc_message"] == "Unable to perform the operation because the Lifecycle Controller is busy."
     assert out["message_ids"] == ["IDRAC.2.8.LC068"]
     assert out["last_state"] == "Off" and out["changed"] is False and out["actions"] == []
-    assert 2 <= took < 10
-    # retried, at poll_interval, not in a tight loop
+    assert took >= 2  # it waited out wait_timeout (no upper bound: a loaded machine answers slowly)
+    # retried, at poll_interval, not in a tight loop: at most one POST per interval
     times = [t for t, _ in server.posts]
-    assert 3 <= len(times) <= 7, times
+    assert 2 <= len(times) <= 5, times
     assert all(b - a >= 0.45 for a, b in itertools.pairwise(times))
     assert all(body == {"ResetType": "On"} for _, body in server.posts)
 
