@@ -23,7 +23,7 @@ from simlab.errors import SimlabError
 from simlab.inventory import BmcSpec
 
 
-@cachelock.locked
+@cachelock.locked("tls")
 def ensure_tls() -> tuple[Path, Path, Path]:
     """A CA and a server certificate for 127.0.0.1/localhost, made once; returns (ca, cert, key)."""
     tools.require("openssl")

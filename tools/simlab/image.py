@@ -69,7 +69,7 @@ class Image:
         return self.directory / "initrd.img"
 
 
-@cachelock.locked
+@cachelock.locked("ssh-key")
 def ensure_ssh_key() -> Path:
     key = paths.ssh_key()
     if not key.exists():
@@ -105,7 +105,7 @@ def image_key(pubkey: str, variant: str = "") -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
-@cachelock.locked
+@cachelock.locked(lambda log=None, variant="": f"image-{variant or 'default'}")
 def ensure_image(log=print, variant: str = "") -> Image:
     """Return the cached image, building it first when its inputs changed or it is incomplete."""
     tools.require("mmdebstrap", "qemu-img", "mkfs.ext4", "ssh-keygen")

@@ -323,7 +323,7 @@ class Lab:
         shapes = sorted({_shape(g) for g in guests})
         return {shape: self._ensure_template(self.image_for(shape[2]), *shape) for shape in shapes}
 
-    @cachelock.locked
+    @cachelock.locked(lambda self, img, *shape: "template-" + "-".join(map(str, (img.directory.name, *shape))))
     def _ensure_template(self, img: image.Image, memory_mb: int, cpus: int, firmware: str) -> Path:
         """A guest booted once and saved while running; restoring it skips the whole boot."""
         suffix = f"-{firmware}" if firmware else ""

@@ -65,7 +65,7 @@ def stock_config() -> str:
     )
 
 
-@cachelock.locked
+@cachelock.locked(lambda image_dir, *_: f"rpi-boot-{image_dir.name}")
 def ensure_stock_boot_image(image_dir: Path, kernel: Path, initrd: Path, cmdline: str) -> Path:
     """The boot partition a fresh sim Pi has: stock kernel, initramfs, dtbs, overlays, config.txt."""
     target = image_dir / "rpi-boot.img"
