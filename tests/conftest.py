@@ -36,8 +36,11 @@ os.environ.setdefault("LABKIT_CACHE", str(CACHE))
 SHARED_LAB = "simlab"
 SUITE_KERNEL = "suite_kernel"
 _SUITE_KERNEL_MODULES = ("test_kernel_build", "test_dcpim_patched")
-# Longest units first (seconds with a warm cache, from bench/results/suite.md), so the long ones start
-# at once and the short ones fill in; a unit not listed counts as short.
+# Order of the units: the suite kernel first (from an empty cache its build is the longest step, and
+# it runs fastest while no guest competes for the CPU), then the units without guests, then those
+# with guests (marked `lab`); longest first within each (seconds with a warm cache, from
+# bench/results/suite.md), so the long ones start at once and the short ones fill in. A unit not
+# listed counts as short.
 UNIT_SECONDS = {
     SHARED_LAB: 700,
     SUITE_KERNEL: 600,
@@ -75,12 +78,19 @@ def pytest_itemcollected(item):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Order the work units longest first; within a unit, the order of the files is kept (kernel_build
+    """Order the work units (see above); within a unit, the order of the files is kept (kernel_build
     before the dcPIM trial boot that reuses its kernel)."""
     units = {}
     for item in items:
         units.setdefault(work_unit(item), []).append(item)
-    order = sorted(units, key=lambda unit: -UNIT_SECONDS.get(unit, 0))
+    order = sorted(
+        units,
+        key=lambda unit: (
+            unit != SUITE_KERNEL,
+            any(item.get_closest_marker("lab") for item in units[unit]),
+            -UNIT_SECONDS.get(unit, 0),
+        ),
+    )
     for unit, tests in units.items():
         if unit == SUITE_KERNEL:
             tests.sort(key=lambda item: _SUITE_KERNEL_MODULES.index(Path(str(item.fspath)).stem))
