@@ -5,6 +5,13 @@ wg-2 gets the module built on wg-1 (web10g_dlkm_build_host) and shipped through 
 sources are the project's fixtures (tests/fixtures/web10g_*) served as local git repositories and
 fetched on the controller (the guests have no network). Debian's kernel has no CONFIG_TCP_ESTATS: the
 refusal uses the default requirement, the other runs ask for CONFIG_NET, which the fixture needs.
+
+Why fixtures here and not the real upstream code: the real tcp_estats_nl needs a web10g-patched kernel
+(struct tcp_estats, <net/tcp_estats.h>), which the guests do not run, so the module is the fixture; the
+userland's smoke test must then talk to that fixture module, so the userland is the fixture too, and
+upstream's autogen.sh + configure would add minutes per guest under TCG. The real upstream userland is
+built, installed and run at the role's default pin in the Molecule scenario (molecule/web10g_userland);
+the real module's pin and the role's patches are checked in tests/integration/test_web10g_upstream.py.
 One play refused, one that does everything, one that changes nothing, one reboot.
 """
 
