@@ -57,7 +57,7 @@ options:
       - Requested symbols and their values. Names may omit the C(CONFIG_) prefix.
       - Values as a C(.config) writes them, V(y), V(m) or V(n); a number; a hex number (C(0x...)); or a
         string. Booleans become V(y) and V(n); a string that is not already in double quotes is compared
-        as text. A list of such values is satisfied by any of them (V([y, m]): built in or a module).
+        as text. A list of such values is satisfied by any of them, such as V([y, m]) for built in or a module.
       - V(n) is also satisfied by a symbol that the configuration does not mention at all.
       - A value with a newline or another control character is refused.
     type: dict
