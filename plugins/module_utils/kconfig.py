@@ -3,11 +3,13 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Kernel configuration (Kconfig) files: parse a .config or a fragment, compare requested symbols.
+"""Kernel configuration (Kconfig) files: parse a .config or a fragment, compare requested symbols,
+write fragment lines.
 
-Pure functions (no AnsibleModule) so unit tests can feed them text; the kconfig module does the I/O.
-Values are kept the way a .config writes them: C(y), C(m), C(n) (for "is not set"), a number, a hex
-number, or a double-quoted string.
+Pure functions (no AnsibleModule) so unit tests can feed them text; the kconfig module does the I/O and
+the kconfig filters render fragments with them. Values are kept the way a .config writes them: C(y),
+C(m), C(n) (for "is not set"), a number, a hex number, or a double-quoted string. A requested value
+may also be a tuple of alternatives (C(("y", "m")): built in or a module).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -19,12 +21,15 @@ import re
 PREFIX = "CONFIG_"
 NOT_SET = "n"
 TRISTATE = frozenset(("y", "m", "n"))
+# What a bare "CONFIG_X" requirement asks for: built in or a module.
+ENABLED = ("y", "m")
 
 _ASSIGN = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
 _NOT_SET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set\s*$")
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 _INT = re.compile(r"^-?[0-9]+$")
 _HEX = re.compile(r"^0[xX][0-9a-fA-F]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class KconfigError(ValueError):
@@ -43,6 +48,9 @@ def symbol_name(name):
 
 def quote(text):
     """A string value the way Kconfig writes it: double quotes, with backslash and quote escaped."""
+    text = str(text)
+    if _CONTROL.search(text):
+        raise KconfigError(f"{text!r} has a newline or another control character")
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -57,8 +65,13 @@ def normalize_value(value):
     """A requested value as a .config would show it.
 
     Booleans become y/n, integers stay numbers, y/m/n/numbers/hex are kept, a double-quoted text is
-    kept as it is, and any other text becomes a quoted string.
+    kept as it is, and any other text becomes a quoted string. A list gives a tuple of alternatives.
+    Text with a newline or another control character is refused: it would add lines to a .config.
     """
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise KconfigError("an empty list of alternatives matches no value")
+        return tuple(normalize_value(item) for item in value)
     if isinstance(value, bool):
         return "y" if value else NOT_SET
     if isinstance(value, int):
@@ -71,8 +84,34 @@ def normalize_value(value):
     if _INT.match(text) or _HEX.match(text):
         return text
     if len(text) >= 2 and text.startswith('"') and text.endswith('"'):
+        if _CONTROL.search(text):
+            raise KconfigError(f"{text!r} has a newline or another control character")
         return text
-    return quote(str(value))
+    return quote(value)
+
+
+def requirement(text):
+    """Symbol and wanted value of a requirement: `CONFIG_X` wants y or m, `CONFIG_X=v` exactly v."""
+    name, sep, value = str(text).partition("=")
+    if not sep:
+        return symbol_name(name), ENABLED
+    return symbol_name(name), normalize_value(value)
+
+
+def line(name, value):
+    """The fragment line that sets a symbol: `CONFIG_X=v`, or `# CONFIG_X is not set` for n."""
+    symbol = symbol_name(name)
+    value = normalize_value(value)
+    if isinstance(value, tuple):
+        raise KconfigError(f"{symbol}: a fragment sets one value, not a list")
+    if value == NOT_SET:
+        return f"# {symbol} is not set"
+    return f"{symbol}={value}"
+
+
+def fragment(symbols):
+    """A fragment (one line per symbol, in the mapping's order, ending in a newline) for a mapping."""
+    return "".join(line(name, value) + "\n" for name, value in symbols.items())
 
 
 def parse(text):
@@ -95,7 +134,12 @@ def parse(text):
 
 
 def same_value(requested, actual):
-    """Whether a .config value satisfies a requested one (strings by their text, hex case-insensitively)."""
+    """Whether a .config value satisfies a requested one (strings by their text, hex case-insensitively).
+
+    A tuple of alternatives is satisfied by any of them.
+    """
+    if isinstance(requested, tuple):
+        return any(same_value(item, actual) for item in requested)
     if requested == actual:
         return True
     if requested.startswith('"') or actual.startswith('"'):
@@ -106,6 +150,8 @@ def same_value(requested, actual):
 
 
 def describe(value):
+    if isinstance(value, tuple):
+        return " or ".join(describe(item) for item in value)
     if value is None:
         return "absent"
     if value == NOT_SET:
@@ -126,7 +172,7 @@ def compare(requested, config, sources=None):
     mismatched = []
     for name, want in requested.items():
         have = config.get(name)
-        if have is None and want == NOT_SET:
+        if have is None and same_value(want, NOT_SET):
             continue
         if have is not None and same_value(want, have):
             continue

@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# headers.sh SRCTREE BUILDDIR SRCARCH DEST
+# headers.sh SRCTREE BUILDDIR SRCARCH DEST OBJTOOL
 #
 # Assemble in DEST a standalone tree to build out-of-tree modules against (`make -C DEST M=...`), the
 # way distributions' linux-headers packages do: the source tree's Makefiles, include/, scripts/ and
 # the architecture's include and scripts directories, then over them what the O= build produced
 # (.config, Module.symvers, generated headers, host programs, module.lds, objtool). DEST is used as
 # source and object tree at once, so it must not exist yet and links nothing outside itself.
-# The host programs in scripts/ run on the build host's architecture only.
+# The host programs in scripts/ run on the build host's architecture only. OBJTOOL is "true" when the
+# configuration has CONFIG_OBJTOOL=y (read by labkit.cluster.kconfig), "false" otherwise.
 set -euo pipefail
 
-if [ $# -ne 4 ]; then
-    echo "usage: $0 SRCTREE BUILDDIR SRCARCH DEST" >&2
+if [ $# -ne 5 ] || { [ "$5" != true ] && [ "$5" != false ]; }; then
+    echo "usage: $0 SRCTREE BUILDDIR SRCARCH DEST true|false" >&2
     exit 2
 fi
-src=$1 build=$2 srcarch=$3 dest=$4
+src=$1 build=$2 srcarch=$3 dest=$4 objtool=$5
 
 fail() {
     echo "headers.sh: $*" >&2
@@ -25,10 +26,8 @@ fail() {
 for needed in .config Module.symvers include/generated/autoconf.h include/config/kernel.release scripts/mod/modpost; do
     [ -e "$build/$needed" ] || fail "$build/$needed is missing: build the kernel with the modules target and CONFIG_MODULES=y"
 done
-objtool=false
-if grep -qx 'CONFIG_OBJTOOL=y' "$build/.config"; then
+if $objtool; then
     [ -x "$build/tools/objtool/objtool" ] || fail "CONFIG_OBJTOOL=y but $build/tools/objtool/objtool was not built"
-    objtool=true
 fi
 [ ! -e "$dest" ] || fail "$dest exists already"
 mkdir -p "$dest"
