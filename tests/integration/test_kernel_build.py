@@ -466,7 +466,9 @@ def test_git_source_is_exported_patched_and_checked(git_source, inventory, tarba
     assert [m["symbol"] for m in failure["mismatched"]] == ["CONFIG_TCP_ESTATS"]
     source = json.loads((WORKDIR / "src" / f"git-{commit}" / ".labkit-source").read_text())
     assert source == {"type": "git", "url": git_source, "version": "labkit-6.1.y", "revision": commit}
-    stamps = [p.read_text() for p in (WORKDIR / "trees").glob("*/.labkit-patches")]
-    assert stamps.count(f"{hashlib.sha256(DEMO_PATCH.read_bytes()).hexdigest()}  {DEMO_PATCH.name}\n") >= 2
+    # The git commit's own patched tree, keyed like every tree: source id and the series' hashes.
+    patch_sha256 = hashlib.sha256(DEMO_PATCH.read_bytes()).hexdigest()
+    tree_key = hashlib.sha256(f"git-{commit} {patch_sha256}".encode()).hexdigest()[:16]
+    assert (WORKDIR / "trees" / tree_key / ".labkit-patches").read_text() == f"{patch_sha256}\n"
     assert not build_task_results(result)
     print(f"git source exported, patched and checked in {seconds:.0f} s")

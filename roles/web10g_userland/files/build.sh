@@ -32,6 +32,8 @@ step() {
 # the generated script lists them: OUT, read from OUT.in, or OUT:IN1:IN2...), or nothing.
 missing_template() {
   [ ! -f Makefile.am ] || [ -f Makefile.in ] || { echo Makefile.in; return; }
+  # Words, not lines: one ac_config_* line lists several specs. The $ in the pattern is configure's text.
+  # shellcheck disable=SC2013,SC2016
   for spec in $(sed -n 's/^ac_config_\(files\|headers\)="\$ac_config_[a-z]* \(.*\)"$/\2/p' configure); do
     case $spec in
       *:*) inputs=$(echo "${spec#*:}" | tr ':' ' ') ;;
