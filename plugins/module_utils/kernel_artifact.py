@@ -59,13 +59,14 @@ def _inside(name, key, path):
     if not isinstance(name, str) or not name:
         raise ArtifactError(f"files.{key} must be a file name inside the artifact, got {name!r}")
     parts = name.split("/")
-    if ".." in parts or any(ord(c) < 32 for c in name):
+    full = posixpath.normpath(posixpath.join(path, name))  # an absolute name replaces path
+    if (
+        ".." in parts
+        or any(ord(c) < 32 for c in name)
+        or not full.startswith(posixpath.normpath(path).rstrip("/") + "/")
+    ):
         raise ArtifactError(f"files.{key} must stay inside the artifact directory, got {name!r}")
-    if posixpath.isabs(name):
-        if not posixpath.normpath(name).startswith(posixpath.normpath(path).rstrip("/") + "/"):
-            raise ArtifactError(f"files.{key} must stay inside the artifact directory, got {name!r}")
-        return posixpath.normpath(name)
-    return posixpath.join(path, name)
+    return full
 
 
 def resolve(artifact):

@@ -87,6 +87,10 @@ def test_a_path_string_is_not_an_artifact():
 def test_a_resolved_artifact_resolves_to_itself():
     resolved = kernel_artifact(artifact())
     assert kernel_artifact(resolved) == resolved
+    odd = kernel_artifact(
+        artifact(path="/srv/a/", files={"image": "./boot//bzImage", "config": "c", "system_map": "m"})
+    )
+    assert odd["files"]["image"] == "/srv/a/boot/bzImage" and kernel_artifact(odd) == odd
 
 
 def test_an_absolute_file_inside_the_artifact_is_kept():
@@ -102,6 +106,7 @@ def test_an_absolute_file_inside_the_artifact_is_kept():
         "/var/cache/labkit/kernel/artifacts/0123456789abcdef-other/bzImage",
         "/var/cache/labkit/kernel/artifacts/0123456789abcdef/../x/bzImage",
         "/var/cache/labkit/kernel/artifacts/0123456789abcdef",
+        ".",
         "bzImage\n",
     ],
 )
