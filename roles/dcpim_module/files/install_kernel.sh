@@ -1,40 +1,42 @@
 #!/bin/sh
 # Install a kernel_build artifact beside the running kernel and print its GRUB entry.
-#   install_kernel.sh ARTIFACT_DIR RELEASE IMAGE_NAME INITRAMFS(0|1)
-# The artifact's headers tree (kernel_build_headers) goes to /usr/src/labkit-headers-RELEASE and
+#   install_kernel.sh RELEASE INITRAMFS(0|1) IMAGE CONFIG SYSTEM_MAP MODULES HEADERS
+# The paths are the artifact's files as labkit.cluster.kernel_artifact resolves them (docs/artifact.md):
+# MODULES is an INSTALL_MOD_PATH root holding lib/modules/RELEASE, or "" without modules; HEADERS is its
+# headers tree (kernel_build_headers), or "". The headers go to /usr/src/labkit-headers-RELEASE and
 # becomes /lib/modules/RELEASE/build, which out-of-tree modules (dcPIM's) are built against.
 # Never touches the running kernel's files: everything is named after RELEASE, which must differ from
 # `uname -r`. GRUB_DEFAULT is set to "saved" (backup of /etc/default/grub beside it) so that
 # grub-reboot (one boot) and grub-set-default (commit) work, with the running kernel's entry as the
 # saved default until the new one is committed. Prints entry=<submenu id>><entry id>.
 set -eu
-artifact=$1 release=$2 image=$3 initramfs=$4
+release=$1 initramfs=$2 image=$3 config=$4 system_map=$5 modules=$6 headers_tree=$7
 
 if [ "$release" = "$(uname -r)" ]; then
   echo "refusing to overwrite the running kernel $release" >&2
   exit 2
 fi
-if [ ! -f "$artifact/headers/Makefile" ]; then
-  echo "the artifact $artifact has no headers tree (kernel_build_headers): modules could not be built for $release" >&2
+if [ -z "$headers_tree" ] || [ ! -f "$headers_tree/Makefile" ]; then
+  echo "the artifact of $release has no headers tree (kernel_build_headers): modules could not be built for it" >&2
   exit 5
 fi
 for tool in update-grub grub-reboot grub-set-default grub-editenv; do
   command -v "$tool" >/dev/null 2>&1 || { echo "this host has no $tool: GRUB is the only boot loader the role drives" >&2; exit 3; }
 done
 
-install -m 0644 "$artifact/$image" "/boot/vmlinuz-$release.new" && mv "/boot/vmlinuz-$release.new" "/boot/vmlinuz-$release"
-install -m 0644 "$artifact/config" "/boot/config-$release"
-install -m 0644 "$artifact/System.map" "/boot/System.map-$release"
-if [ -d "$artifact/modules/lib/modules/$release" ]; then
+install -m 0644 "$image" "/boot/vmlinuz-$release.new" && mv "/boot/vmlinuz-$release.new" "/boot/vmlinuz-$release"
+install -m 0644 "$config" "/boot/config-$release"
+install -m 0644 "$system_map" "/boot/System.map-$release"
+if [ -n "$modules" ] && [ -d "$modules/lib/modules/$release" ]; then
   rm -rf "/lib/modules/$release.new"
-  cp -a "$artifact/modules/lib/modules/$release" "/lib/modules/$release.new"
+  cp -a "$modules/lib/modules/$release" "/lib/modules/$release.new"
   rm -rf "/lib/modules/$release"
   mv "/lib/modules/$release.new" "/lib/modules/$release"
   depmod -a "$release"
 fi
 headers="/usr/src/labkit-headers-$release"
 rm -rf "$headers.new"
-cp -a "$artifact/headers" "$headers.new"
+cp -a "$headers_tree" "$headers.new"
 rm -rf "$headers"
 mv "$headers.new" "$headers"
 mkdir -p "/lib/modules/$release"
