@@ -16,7 +16,7 @@ description:
   - Reads the menu entries of C(grub.cfg) (submenus included) and finds the entry that boots
     C(vmlinuz-<release>) normally (not in recovery mode), preferring the entry whose id names the release, which
     C(update-grub) keeps stable.
-  - With O(select=once) sets C(next_entry) in the GRUB environment block (what C(grub-reboot) does): GRUB boots that
+  - With O(select=once) sets C(next_entry) in the GRUB environment block (what C(grub-reboot) does), so GRUB boots that
     entry once and then its saved default again. With O(select=default) sets C(saved_entry) (what
     C(grub-set-default) does).
   - With O(saved_default=true) sets C(GRUB_DEFAULT=saved) in O(defaults_file) (a backup is kept beside it), so
