@@ -58,7 +58,7 @@ def setup(tmp_path_factory):
         "dcpim_module_report_dir": str(base / "reports"),
         # the role's compat patches fix upstream's dcpim_message.c, dcpim_sock.c and uapi_linux_dcpim.h,
         # files the stand-in does not have (they would not apply); tests/unit/test_dcpim_compat_patches.py
-        # checks them, and docs/roles/dcpim_module.md records their build against upstream
+        # checks them, and roles/dcpim_module/README.md records their build against upstream
         "dcpim_module_compat_patches": [],
     }
     inventory = {"all": {"children": {"dcpim_hosts": {"hosts": hosts, "vars": common}}}}

@@ -67,6 +67,9 @@ def tarball_sha256():
     return suite_kernel.tarball_sha256()
 
 
+RESOLVED_FILES = "{{ (kernel_build_artifact | labkit.cluster.kernel_artifact).files }}"
+
+
 def kernel_play(sha256: str, **role_vars) -> str:
     """A play that runs kernel_build on the controller from the linux-source-6.1 tarball."""
     variables = {
@@ -84,7 +87,15 @@ def kernel_play(sha256: str, **role_vars) -> str:
             "hosts": "localhost",
             "gather_facts": False,
             "roles": [{"role": "labkit.cluster.kernel_build", "vars": variables}],
-            "post_tasks": [{"name": "Show the artifact", "ansible.builtin.debug": {"var": "kernel_build_artifact"}}],
+            "post_tasks": [
+                {"name": "Show the artifact", "ansible.builtin.debug": {"var": "kernel_build_artifact"}},
+                {
+                    "name": "Show the artifact's files",
+                    "ansible.builtin.debug": {"msg": RESOLVED_FILES},
+                    # check mode sets no fact
+                    "when": "kernel_build_artifact is defined",
+                },
+            ],
         }
     ]
     return yaml.safe_dump(play, sort_keys=False)
@@ -102,7 +113,9 @@ def timed(play: str, inventory: Path):
 
 
 def artifact_of(result) -> dict:
-    return result.result("localhost", "Show the artifact")["kernel_build_artifact"]
+    """The fact, with `resolved_files`: its files as labkit.cluster.kernel_artifact resolves them."""
+    artifact = result.result("localhost", "Show the artifact")["kernel_build_artifact"]
+    return {**artifact, "resolved_files": result.result("localhost", "Show the artifact's files")["msg"]}
 
 
 def build_task_results(result) -> list:
@@ -177,7 +190,10 @@ def test_artifact_has_image_modules_config_and_manifest(x86_build):
     assert "CONFIG_LABKIT_DEMO=m" in (path / "config").read_text().splitlines()
 
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["hash"] == artifact["hash"]
+    # the fact is the manifest plus where it is and whether this run built it (docs/artifact.md)
+    fact = {key: value for key, value in artifact.items() if key != "resolved_files"}
+    assert fact == {**manifest, "path": str(path), "build_host": "localhost", "built": fact["built"]}
+    assert manifest.get("schema", 1) == 1
     assert manifest["source"] == {"type": "tarball", "url": f"file://{TARBALL}", "sha256": x86_build["sha256"]}
     assert manifest["patches"] == [
         {"name": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in suite_kernel.PATCHES
@@ -185,15 +201,18 @@ def test_artifact_has_image_modules_config_and_manifest(x86_build):
     assert manifest["config_sha256"] == hashlib.sha256((path / "config").read_bytes()).hexdigest()
     assert manifest["inputs"]["targets"] == ["bzImage", "modules"]
 
-    release_dir = Path(artifact["modules_path"]) / "lib" / "modules" / artifact["release"]
+    files = artifact["resolved_files"]
+    assert files["image"] == str(path / "bzImage") and files["config"] == str(path / "config")
+    release_dir = Path(files["modules"]) / "lib" / "modules" / artifact["release"]
     module = release_dir / "kernel" / "lib" / "labkit_demo.ko"
     assert module.is_file()
     assert b".debug_info" not in module.read_bytes(), "INSTALL_MOD_STRIP=1 should strip the module"
     assert (release_dir / "modules.dep").is_file()
     assert not (release_dir / "build").is_symlink() and not (release_dir / "source").is_symlink()
-    assert artifact["dtbs_path"] == "" and artifact["overlays_path"] == ""
+    assert manifest["files"]["dtbs"] is None and manifest["files"]["overlays"] is None
+    assert files["dtbs"] == "" and files["overlays"] == ""
     assert manifest["files"]["headers"] == "headers" and manifest["inputs"]["headers"] is True
-    assert artifact["headers_path"] == str(path / "headers")
+    assert files["headers"] == str(path / "headers")
     # the hash is that of the inputs (headers only enter them when set, which keeps older ids)
     inputs_json = json.dumps(manifest["inputs"], sort_keys=True)
     assert hashlib.sha256(inputs_json.encode()).hexdigest() == artifact["hash"]
@@ -225,7 +244,7 @@ MODULE_DESCRIPTION("labkit test: built against kernel_build's headers tree");
 @pytest.fixture(scope="module")
 def external_module(x86_build, tmp_path_factory):
     """labkit_ext.ko, built against a copy of the artifact's headers tree in a fresh directory."""
-    headers = Path(x86_build["artifact"]["headers_path"])
+    headers = Path(x86_build["artifact"]["resolved_files"]["headers"])
     assert headers.is_dir(), f"no headers tree in the artifact: {x86_build['artifact']}"
     base = tmp_path_factory.mktemp("elsewhere")
     copy = base / "headers"
@@ -281,7 +300,7 @@ def _initramfs(artifact: dict, dest: Path, external_ko: Path) -> Path:
     for sub in ("bin", "proc", "sys", "dev"):
         (root / sub).mkdir(parents=True)
     shutil.copy2(BUSYBOX, root / "bin" / "busybox")
-    modules = Path(artifact["modules_path"]) / "lib" / "modules"
+    modules = Path(artifact["resolved_files"]["modules"]) / "lib" / "modules"
     shutil.copytree(modules, root / "lib" / "modules", symlinks=True)
     shutil.copy2(external_ko, root / "lib" / external_ko.name)
     init = root / "init"
@@ -332,7 +351,7 @@ def test_kernel_boots_in_qemu_with_its_release_and_the_fixture_symbol(x86_build,
         "-serial",
         f"file:{console}",
         "-kernel",
-        artifact["image_path"],
+        artifact["resolved_files"]["image"],
         "-initrd",
         str(initramfs),
         "-append",
@@ -385,7 +404,7 @@ def test_cross_build_gives_an_arm64_image(inventory, tarball_sha256):
     assert result.rc == 0, result.stdout[-6000:]
     artifact = artifact_of(result)
     print(f"arm64 cross build: {seconds:.0f} s (built={artifact['built']})")
-    image = Path(artifact["image_path"])
+    image = Path(artifact["resolved_files"]["image"])
     assert artifact["arch"] == "arm64" and image.name == "Image"
     header = image.read_bytes()[:64]
     # arm64 boot protocol: the magic "ARM\x64" at offset 56 of the Image header
@@ -393,8 +412,8 @@ def test_cross_build_gives_an_arm64_image(inventory, tarball_sha256):
     described = subprocess.run(["file", "-b", str(image)], capture_output=True, text=True, check=True).stdout
     assert "ARM64" in described, described
     assert artifact["release"].endswith("-labkit-arm64")
-    assert artifact["modules_path"] == ""
-    config = Path(artifact["config"]).read_text()
+    assert artifact["files"]["modules"] is None and artifact["resolved_files"]["modules"] == ""
+    config = Path(artifact["resolved_files"]["config"]).read_text()
     assert "CONFIG_ARM64=y" in config and 'CONFIG_LOCALVERSION="-labkit-arm64"' in config
 
 

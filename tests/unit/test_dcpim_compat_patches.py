@@ -1,7 +1,7 @@
 """The dcpim_module role's patch files: well-formed, small, inside kernel_impl/, and version-guarded.
 
 dcPIM (github.com/Terabit-Ethernet/dcPIM) has no license file, so no test machine holds a copy and no test
-can apply the patches to the real source or build it; docs/roles/dcpim_module.md records that build (the
+can apply the patches to the real source or build it; roles/dcpim_module/README.md records that build (the
 role's series on the pinned revision against Debian 12's 6.1 headers). Here each patch is parsed, and GNU
 patch applies it to a file rebuilt from the patch's own old side (hunk line numbers and counts consistent).
 The lab tests (tests/integration/test_dcpim_module.py) use the project's stand-in, which lacks the files

@@ -1,8 +1,16 @@
-"""The kernel artifact schema: what the kernel_artifact filter accepts, resolves and refuses."""
+"""The kernel artifact schema: what the kernel_artifact filter accepts, resolves and refuses, and that
+kernel_build writes and docs/artifact.md describes the keys the schema names."""
+
+import re
+from pathlib import Path
 
 import pytest
+import yaml
 from ansible.errors import AnsibleFilterError
 from ansible_collections.labkit.cluster.plugins.filter.kernel_artifact import kernel_artifact
+from ansible_collections.labkit.cluster.plugins.module_utils import kernel_artifact as schema
+
+ROOT = Path(__file__).resolve().parents[2]
 
 HASH = "0123456789abcdef" * 4
 
@@ -74,3 +82,70 @@ def test_a_malformed_artifact_is_refused_naming_the_field(changes, message):
 def test_a_path_string_is_not_an_artifact():
     with pytest.raises(AnsibleFilterError, match="is a mapping"):
         kernel_artifact("/var/cache/labkit/kernel/artifacts/0123456789abcdef")
+
+
+def test_a_resolved_artifact_resolves_to_itself():
+    resolved = kernel_artifact(artifact())
+    assert kernel_artifact(resolved) == resolved
+    odd = kernel_artifact(
+        artifact(path="/srv/a/", files={"image": "./boot//bzImage", "config": "c", "system_map": "m"})
+    )
+    assert odd["files"]["image"] == "/srv/a/boot/bzImage" and kernel_artifact(odd) == odd
+
+
+def test_an_absolute_file_inside_the_artifact_is_kept():
+    base = "/var/cache/labkit/kernel/artifacts/0123456789abcdef"
+    files = {"image": f"{base}/bzImage", "config": f"{base}//config", "system_map": "System.map"}
+    resolved = kernel_artifact(artifact(files=files))
+    assert resolved["files"]["image"] == f"{base}/bzImage" and resolved["files"]["config"] == f"{base}/config"
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "/var/cache/labkit/kernel/artifacts/0123456789abcdef-other/bzImage",
+        "/var/cache/labkit/kernel/artifacts/0123456789abcdef/../x/bzImage",
+        "/var/cache/labkit/kernel/artifacts/0123456789abcdef",
+        ".",
+        "bzImage\n",
+    ],
+)
+def test_a_file_outside_the_artifact_is_refused(image):
+    files = {"image": image, "config": "config", "system_map": "System.map"}
+    with pytest.raises(AnsibleFilterError, match="inside the artifact"):
+        kernel_artifact(artifact(files=files))
+
+
+def test_a_path_with_a_control_character_is_refused():
+    with pytest.raises(AnsibleFilterError, match="absolute directory"):
+        kernel_artifact(artifact(path="/var/cache/labkit/kernel/artifacts/x\ty"))
+
+
+def _written_manifest() -> dict:
+    tasks = yaml.safe_load((ROOT / "roles" / "kernel_build" / "tasks" / "artifact.yml").read_text())
+    package = next(task for task in tasks if task["name"] == "Package the artifact")
+    (write,) = [task for task in package["block"] if task["name"] == "Write the manifest"]
+    return write["vars"]["__manifest"]
+
+
+def test_kernel_build_writes_the_keys_of_the_schema():
+    manifest = _written_manifest()
+    assert list(manifest) == list(schema.MANIFEST_KEYS)
+    assert manifest["schema"] == schema.SCHEMA
+    assert list(manifest["files"]) == list(schema.FILES)
+
+
+def test_the_fact_is_the_manifest_plus_path_build_host_and_built():
+    tasks = yaml.safe_load((ROOT / "roles" / "kernel_build" / "tasks" / "artifact.yml").read_text())
+    (fact,) = [task for task in tasks if "kernel_build_artifact" in task.get("ansible.builtin.set_fact", {})]
+    added = re.search(r"combine\(\{(.*?)\}\)", fact["ansible.builtin.set_fact"]["kernel_build_artifact"], re.S).group(1)
+    assert re.findall(r"'(\w+)':", added) == list(schema.FACT_KEYS)
+
+
+def test_docs_describe_every_key():
+    text = (ROOT / "docs" / "artifact.md").read_text()
+    assert f"# Kernel artifacts (schema {schema.SCHEMA})" in text
+    for key in schema.MANIFEST_KEYS + schema.FACT_KEYS:
+        assert f"| `{key}` |" in text, key
+    for key in schema.FILES:
+        assert re.search(rf"^\| `{key}` \| ", text, re.M), f"files.{key}"

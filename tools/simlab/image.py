@@ -3,7 +3,8 @@
 The image holds Debian's kernel with its matching headers and build tools (so out-of-tree
 modules build inside a guest), sshd with simlab's key, python3 and systemd-networkd. It is
 cached under ~/.cache/labkit/images/<key>, where key hashes every input of the build; a
-directory without its manifest is a build that was interrupted and is rebuilt.
+directory without its manifest is a build that was interrupted and is rebuilt. Packages come from
+the Debian mirror apt uses on this machine, or LABKIT_DEBIAN_MIRROR (see apt_sources.py).
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from simlab import cachelock, paths, tools, uefi
+from simlab import apt_sources, cachelock, paths, tools, uefi
 from simlab.errors import SimlabError
 
 RECIPE_VERSION = 3  # bump when the build steps below change
 SUITE = "bookworm"
-MIRROR = "http://deb.debian.org/debian"
+# The cache key names the archive an image is built from, not the mirror that serves it: every
+# mirror of Debian's archive gives the same image, so a change of mirror keeps the cached image.
+# Nothing is fetched from this URL; the mirror comes from apt_sources.debian_mirror().
+ARCHIVE = "http://deb.debian.org/debian"
 DISK_SIZE = "8G"
 # fmt: off
 PACKAGES = (
@@ -86,7 +90,7 @@ def image_key(pubkey: str, variant: str = "") -> str:
     recipe = {
         "version": RECIPE_VERSION,
         "suite": SUITE,
-        "mirror": MIRROR,
+        "mirror": ARCHIVE,
         "packages": PACKAGES,
         "networkd": _NETWORKD,
         "masked": _MASKED_UNITS,
@@ -150,12 +154,20 @@ def _customize_script(pubkey: str, extra: list[str] | None = None) -> str:
     return "\n".join([*lines, *(extra or [])])
 
 
+def mirror() -> str:
+    try:
+        return apt_sources.debian_mirror(SUITE)
+    except apt_sources.MirrorError as err:
+        raise SimlabError(str(err)) from None
+
+
 def _build(directory: Path, pubkey: str, log, variant: str = "") -> Image:
     started = time.monotonic()
+    source = mirror()  # before mkdir: a missing mirror leaves no half-built directory behind
     directory.mkdir(parents=True)
     root = directory / "rootfs"
     what = f" ({variant} variant)" if variant else ""
-    log(f"building the guest image{what} in {directory} (Debian {SUITE}; about 2-5 minutes, once)")
+    log(f"building the guest image{what} in {directory} (Debian {SUITE} from {source}; about 2-5 minutes, once)")
     packages, extra, manifest_extra = PACKAGES, None, {}
     if variant == "uefi":
         root_uuid, esp_id = str(uuid.uuid4()), secrets.token_hex(4)
@@ -174,7 +186,7 @@ def _build(directory: Path, pubkey: str, log, variant: str = "") -> Image:
             f'--customize-hook=sh {hook} "$1"',
             SUITE,
             str(root),
-            MIRROR,
+            source,
         ],
         what="mmdebstrap (building the guest root filesystem)",
         timeout=1800,
