@@ -79,6 +79,8 @@ def dcpim_kernel_vars(**overrides) -> dict:
         "dcpim_kernel_config": build["kernel_build_config"],
         "dcpim_kernel_localversion": build["kernel_build_localversion"],
         "dcpim_kernel_poll_interval": build["kernel_build_poll_interval"],
+        # as test_kernel_build: the suite's controller has the build tools (./labkit setup)
+        "dcpim_kernel_install_dependencies": False,
     }
     variables.update(overrides)
     return variables
