@@ -5,8 +5,8 @@ Debian's linux-source-6.1 with the project's two test patches (the dcPIM stand-i
 marks the top Makefile, and the labkit demo patch, which adds CONFIG_LABKIT_DEMO), tinyconfig plus what
 a uefi sim guest boots with (tests/fixtures/kernel/sim-guest-x86_64.config, with an initramfs and the
 demo symbol as a module). test_kernel_build builds it and boots it to a busybox initramfs; the dcPIM
-trial boot asks dcpim_module for exactly these inputs (dcPIM's own patch from its checkout, the demo
-patch as a site patch), gets the same artifact id and builds nothing. A variant (the dcPIM test's kernel
+trial boot asks playbooks/dcpim.yml's builder for exactly these inputs (dcPIM's own patch from its checkout,
+the demo patch as a site patch), gets the same artifact id and builds nothing. A variant (the dcPIM test's kernel
 that panics) changes only what few objects read, and builds incrementally in the same build directory.
 """
 
@@ -28,7 +28,7 @@ DEMO_PATCH = FIXTURES / "kernel" / "patches" / "0001-labkit-demo.patch"
 PATCHES = [DCPIM_PATCH, DEMO_PATCH]
 CONFIG_BASE = "tinyconfig"
 FRAGMENTS = [FIXTURES / "kernel" / "sim-guest-x86_64.config", FIXTURES / "kernel" / "labkit-demo.config"]
-# dcpim_module's default for its kernel; kernel_build gets it too so both make the same .config.
+# playbooks/dcpim.yml's default for dcPIM's kernel; kernel_build gets it too so both make the same .config.
 CONFIG = {"DEBUG_INFO": "n"}
 LOCALVERSION = "-labkit-suite"
 TARGETS = ["bzImage", "modules"]
@@ -64,16 +64,23 @@ def kernel_build_vars(**overrides) -> dict:
     return variables
 
 
-def dcpim_module_vars() -> dict:
-    """dcpim_module's patched-kernel variables that give the suite kernel (built on the controller)."""
-    return {
-        "dcpim_module_kernel_build_host": "localhost",
-        "dcpim_module_kernel_workdir": str(WORKDIR),
-        "dcpim_module_kernel_tarball_url": f"file://{TARBALL}",
-        "dcpim_module_kernel_tarball_sha256": tarball_sha256(),
-        "dcpim_module_kernel_extra_patches": [{"src": str(DEMO_PATCH)}],
-        "dcpim_module_kernel_config_base": CONFIG_BASE,
-        "dcpim_module_kernel_config_fragments": [str(f) for f in FRAGMENTS],
-        "dcpim_module_kernel_config": dict(CONFIG),
-        "dcpim_module_kernel_localversion": LOCALVERSION,
+def dcpim_kernel_vars(**overrides) -> dict:
+    """playbooks/dcpim.yml's variables of a dcPIM kernel builder that give the suite kernel (built on the controller):
+    kernel_build_vars()'s inputs, with dcPIM's own patch taken from its checkout (the default) and the demo patch as
+    a site patch."""
+    build = kernel_build_vars()
+    variables = {
+        "dcpim_kernel_workdir": build["kernel_build_workdir"],
+        "dcpim_kernel_tarball_url": build["kernel_build_tarball_url"],
+        "dcpim_kernel_tarball_sha256": build["kernel_build_tarball_sha256"],
+        "dcpim_kernel_extra_patches": [{"src": str(DEMO_PATCH)}],
+        "dcpim_kernel_config_base": build["kernel_build_config_base"],
+        "dcpim_kernel_config_fragments": build["kernel_build_config_fragments"],
+        "dcpim_kernel_config": build["kernel_build_config"],
+        "dcpim_kernel_localversion": build["kernel_build_localversion"],
+        "dcpim_kernel_poll_interval": build["kernel_build_poll_interval"],
+        # as test_kernel_build: the suite's controller has the build tools (./labkit setup)
+        "dcpim_kernel_install_dependencies": False,
     }
+    variables.update(overrides)
+    return variables

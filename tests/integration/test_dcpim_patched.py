@@ -1,15 +1,18 @@
-"""dcpim_module, patched kernel: built once on the controller, trial-booted through GRUB, committed.
+"""dcPIM's patched kernel through playbooks/dcpim.yml: kernel_build on a builder, grub_kernel on the dcPIM hosts
+(trial boot through GRUB, commit or fall back), then dcpim_module against the kernel that runs.
 
 A lab of its own: dp-3 and dp-4, `simlab_firmware: uefi` guests (OVMF + GRUB EFI, so grub-reboot and
-grub-set-default really decide what boots). The kernel is Debian's linux-source-6.1 with the dcPIM
-stand-in's kernel_impl/diff.patch (the role's default kernel patch) and a small configuration
+grub-set-default really decide what boots), and two dcPIM kernel builders that are the controller itself
+(build-good, build-broken: `ansible_connection: local`, in the dcpim_kernel_builders group, which simlab
+does not boot). The kernel is Debian's linux-source-6.1 with the dcPIM stand-in's kernel_impl/diff.patch
+(taken from its checkout by dcpim_module's kernel_patch entry point) and a small configuration
 (tinyconfig + tests/fixtures/kernel/sim-guest-x86_64.config): the suite kernel of tests/suite_kernel.py,
-with the demo patch as a site patch (dcpim_module_kernel_extra_patches), built by kernel_build with
-`dcpim_module_kernel_build_host: localhost`. test_kernel_build built that artifact earlier in the same
-work unit, so the trial boot finds it and builds nothing; the guests get
-the artifact, its headers tree, and build the module against it after the trial boot. dp-4's kernel
-has a built-in command line naming a root disk the guest does not have: it panics, resets (panic=-1)
-into GRUB's saved default, the old kernel, and the host is reported failed. The kernels have no
+with the demo patch as a site patch (dcpim_kernel_extra_patches). test_kernel_build built that artifact
+earlier in the same work unit, so build-good finds it and builds nothing; dp-3 gets the artifact and its
+headers tree from grub_kernel, and dcpim_module builds the module against it after the trial boot.
+build-broken builds the same kernel with a built-in command line naming a root disk the guest does not
+have (incrementally, in the same build directory; builders build one after the other): dp-4 takes it, panics, resets
+(panic=-1) into GRUB's saved default, the old kernel, and is reported failed. The kernels have no
 initramfs: Debian's update-grub then names the root by device (root=/dev/vda2), which the kernel
 resolves itself.
 The lab is also simlab's own test of the uefi firmware (its guests boot from their own disks).
@@ -48,14 +51,25 @@ def lab(tmp_path_factory):
         'CONFIG_CMDLINE="root=/dev/vdz9 console=ttyS0,115200 panic=-1"\n'
         "CONFIG_CMDLINE_OVERRIDE=y\n"
     )
-    hosts = {
-        "dp-3": {"ansible_port": 2287, "lab_address": "10.213.7.13"},
-        "dp-4": {
-            "ansible_port": 2288,
-            "lab_address": "10.213.7.14",
-            "dcpim_module_kernel_config_fragments": [*(str(f) for f in suite_kernel.FRAGMENTS), str(broken)],
-            "dcpim_module_kernel_localversion": "-dcpim-broken",
+    # the controller as it runs test_kernel_build (its user, its Python), so both share the suite kernel's cache
+    builder = {
+        "ansible_connection": "local",
+        "ansible_become": False,
+        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+    }
+    builders = {
+        "build-good": {**builder, **suite_kernel.dcpim_kernel_vars()},
+        "build-broken": {
+            **builder,
+            **suite_kernel.dcpim_kernel_vars(
+                dcpim_kernel_config_fragments=[*(str(f) for f in suite_kernel.FRAGMENTS), str(broken)],
+                dcpim_kernel_localversion="-dcpim-broken",
+            ),
         },
+    }
+    hosts = {
+        "dp-3": {"ansible_port": 2287, "lab_address": "10.213.7.13", "dcpim_kernel_build_host": "build-good"},
+        "dp-4": {"ansible_port": 2288, "lab_address": "10.213.7.14", "dcpim_kernel_build_host": "build-broken"},
     }
     common = {
         "simlab_firmware": "uefi",
@@ -67,11 +81,18 @@ def lab(tmp_path_factory):
         "dcpim_module_fetch_on": "controller",
         "dcpim_module_controller_cache": str(base / "cache"),
         "dcpim_module_compat_patches": [],  # for upstream's source, not the stand-in's (test_dcpim_module.py)
-        **suite_kernel.dcpim_module_vars(),
-        "dcpim_module_kernel_initramfs": False,
-        "dcpim_module_trial_timeout": 420,
+        "grub_kernel_initramfs": "never",
+        "grub_kernel_trial_timeout": 420,
+        "grub_kernel_controller_cache": str(base / "grub_kernel"),
     }
-    inventory = {"all": {"children": {"dcpim_hosts": {"hosts": hosts, "vars": common}}}}
+    inventory = {
+        "all": {
+            "children": {
+                "dcpim_kernel_builders": {"hosts": builders},
+                "dcpim_hosts": {"hosts": hosts, "vars": common},
+            }
+        }
+    }
     (directory / "hosts.yml").write_text(yaml.safe_dump(inventory))
     simlab = Lab(directory)
     simlab.up()
@@ -102,14 +123,15 @@ def test_guests_boot_through_ovmf_and_grub_from_their_own_disks(lab):
 
 @pytest.fixture(scope="module")
 def trial(lab):
-    """The whole group in one run: dp-3's kernel (the suite kernel, already built) and dp-4's (built incrementally
-    in the same build directory) are trial-booted."""
+    """The whole group in one run: build-good's kernel (the suite kernel, already built) and build-broken's (built
+    incrementally in the same build directory) are trial-booted on dp-3 and dp-4."""
     return run_playbook(PLAYBOOK, inventory=lab["inventory"], timeout=3600)
 
 
 def test_trial_boot_commits_the_kernel(lab, trial):
     guest = lab["lab"]
     assert trial.failed("dp-3") == 0, trial.stdout[-4000:]
+    assert trial.failed("build-good") == 0 and trial.failed("build-broken") == 0, trial.stdout[-4000:]
     release = guest.ssh("dp-3", "uname -r").stdout.strip()
     assert release.endswith(suite_kernel.LOCALVERSION) and release != lab["before"]["dp-3"]
     assert release.startswith("6.1.")
@@ -133,6 +155,7 @@ def test_kernel_that_does_not_come_back_leaves_the_old_one(lab, trial):
     assert trial.failed("dp-4") == 1
     assert "did not come back" in trial.stdout or "came back with" in trial.stdout, trial.stdout[-4000:]
     assert "GRUB's saved default was not changed" in trial.stdout
+    assert "grub_kernel on dp-4" in trial.stdout and "the failed entry is gnulinux-advanced-" in trial.stdout
     guest = lab["lab"]
     assert guest.ssh("dp-4", "uname -r").stdout.strip() == lab["before"]["dp-4"]
     env = guest.ssh("dp-4", "grub-editenv - list").stdout
@@ -144,6 +167,7 @@ def test_kernel_that_does_not_come_back_leaves_the_old_one(lab, trial):
 
 
 def test_second_run_changes_nothing(lab, trial):
-    again = run_playbook(PLAYBOOK, inventory=lab["inventory"], limit="dp-3")
+    # the builder is part of the composition: its play hands the artifact fact to grub_kernel
+    again = run_playbook(PLAYBOOK, inventory=lab["inventory"], limit="dp-3:build-good")
     assert again.rc == 0, again.stdout[-4000:]
     assert again.changed("dp-3") == 0, again.stdout[-4000:]
