@@ -54,14 +54,14 @@ class LoadSampler(threading.Thread):
     def __init__(self):
         super().__init__(daemon=True)
         self.samples: list[float] = []
-        self._stop = threading.Event()
+        self._done = threading.Event()
 
     def run(self):
-        while not self._stop.wait(30):
+        while not self._done.wait(30):
             self.samples.append(_loadavg())
 
     def stop(self) -> float:
-        self._stop.set()
+        self._done.set()
         self.join()
         return sum(self.samples) / len(self.samples) if self.samples else _loadavg()
 
