@@ -77,6 +77,25 @@ def system(uuid: str, power_state: str = "Off", mac: str = "52:54:00:12:34:56") 
     return {"uuid": uuid, "name": uuid, "power_state": power_state, "nics": [{"mac": mac, "ip": "10.0.0.2"}]}
 
 
+# sushy-emulator (its console script's main) with the fake driver's power transitions taking at least
+# 2 s: it applies a reset at int(now) + randint(1, 11) s, so about one reset in a hundred landed within
+# 0.1 s, and the tests that give idrac_power a 0.1 s deadline (the timeout path) then saw it succeed.
+# Real BMCs take seconds; the emulator's own code is otherwise unchanged.
+_LAUNCH = """
+import random, sys
+from sushy_tools.emulator import main
+from sushy_tools.emulator.resources.systems import fakedriver
+
+class _AtLeastTwoSeconds(random.Random):
+    def randint(self, a, b):
+        return super().randint(max(a, 2), max(b, 2))
+
+fakedriver.random = _AtLeastTwoSeconds()
+sys.argv[0] = "sushy-emulator"
+sys.exit(main.main())
+"""
+
+
 class RedfishEmulator:
     def __init__(
         self,
@@ -126,10 +145,12 @@ class RedfishEmulator:
 
     def start(self, ready_timeout: float = 30) -> RedfishEmulator:
         config = self._write_config()
-        exe = Path(sys.executable).with_name("sushy-emulator")
         self.log = open(self.dir / "emulator.log", "wb")
         self.proc = subprocess.Popen(
-            [str(exe), "--config", str(config)], stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+            [sys.executable, "-c", _LAUNCH, "--config", str(config)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + ready_timeout
         while True:
