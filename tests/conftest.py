@@ -52,6 +52,7 @@ UNIT_SECONDS = {
     "test_simlab_lifecycle": 120,
     "test_nrk_baremetal": 100,
     "test_lint": 100,
+    "test_playbook_tags": 60,
     "test_idrac_power": 90,
     "test_nrk_host_setup": 90,
 }
