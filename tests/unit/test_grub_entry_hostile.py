@@ -11,6 +11,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.labkit.cluster.plugins.module_utils import grub
 from ansible_collections.labkit.cluster.plugins.modules import grub_entry
 from test_grub_entry_module import DATA
+from tree_snapshot import snapshot
 
 
 @pytest.fixture
@@ -29,16 +30,6 @@ def boot(tmp_path, monkeypatch):
     monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
     monkeypatch.setattr(module_utils_internal, "is_controller", False)
     return tmp_path
-
-
-def snapshot(root):
-    state = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            body = "dir" if os.path.isdir(path) else open(path, "rb").read()
-            state[os.path.relpath(path, root)] = (body, os.lstat(path).st_mode)
-    return state
 
 
 def refused(boot, capsys, fragment, check=False, **args):

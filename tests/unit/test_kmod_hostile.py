@@ -13,6 +13,7 @@ import subprocess
 import pytest
 from ansible_collections.labkit.cluster.plugins.module_utils import kernel_module as km
 from test_kmod_module import RELEASE, run, use_fake_kernel
+from tree_snapshot import snapshot
 
 CHANGING = ("modprobe", "insmod", "rmmod", "depmod")
 
@@ -20,20 +21,6 @@ CHANGING = ("modprobe", "insmod", "rmmod", "depmod")
 @pytest.fixture
 def kernel(tmp_path, monkeypatch):
     return use_fake_kernel(tmp_path, monkeypatch)
-
-
-def snapshot(root):
-    """Every file and directory under root with its content, to show that a refused task wrote nothing."""
-    tree = {}
-    for path in sorted(root.rglob("*")):
-        rel = str(path.relative_to(root))
-        if path.is_symlink():
-            tree[rel] = ("link", os.readlink(path))
-        elif path.is_dir():
-            tree[rel] = ("dir",)
-        else:
-            tree[rel] = ("file", path.read_bytes())
-    return tree
 
 
 def changing_calls(kernel):

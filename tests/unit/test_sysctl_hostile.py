@@ -15,6 +15,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.labkit.cluster.plugins.module_utils import atomic_file
 from ansible_collections.labkit.cluster.plugins.module_utils import sysctl_file as sf
 from ansible_collections.labkit.cluster.plugins.modules import sysctl
+from tree_snapshot import snapshot
 
 SECRET = "TOPSECRET-do-not-leak\n"
 
@@ -38,24 +39,6 @@ def lab(tmp_path, monkeypatch):
     monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
     monkeypatch.setattr(module_utils_internal, "is_controller", False)
     return tmp_path
-
-
-def snapshot(root):
-    """Every entry under root: its kind, content or link target, and mode."""
-    state = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            if os.path.islink(path):
-                body = "-> " + os.readlink(path)
-            elif os.path.isdir(path):
-                body = "dir"
-            else:
-                with open(path, "rb") as handle:
-                    body = handle.read()
-            state[os.path.relpath(path, root)] = (body, st.st_mode)
-    return state
 
 
 def run(args, capsys, check=False):
