@@ -58,8 +58,9 @@ def fill(value, tmp):
     return value
 
 
-@pytest.mark.parametrize(("key", "value", "message"), HOSTILE)
-def test_refused_and_nothing_written(tmp_path, base, capsys, key, value, message):
+@pytest.mark.parametrize("case", HOSTILE)
+def test_refused_and_nothing_written(tmp_path, base, capsys, case):
+    key, value, message = case
     before = sorted(str(p) for p in tmp_path.rglob("*"))
     res = run(dict(base, **{key: fill(value, str(tmp_path))}), capsys)
     assert res["failed"] is True and message in res["msg"], res["msg"]
