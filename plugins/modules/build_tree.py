@@ -18,13 +18,14 @@ description:
   - Unpacks O(source) (a git repository at O(revision) through C(git archive), or a tar file) into C(<dest>.tmp),
     applies O(patches) in order with C(patch -p1 --forward --batch), runs O(steps) in order with their output
     appended to C(<dest>.tmp/build.log), checks O(creates), then writes the stamp C(.labkit-built) and renames
-    C(<dest>.tmp) to O(dest).
+    C(<dest>.tmp) to O(dest). The tree lists the patches it applied, one file name a line, in C(.labkit-patches).
   - The stamp holds a digest of the inputs (source, revision, patch contents, steps, O(creates)); when O(dest) has a
     stamp with the same digest nothing is done.
   - A lock (C(flock) on C(<dest>.lock)) keeps two runs on one host from building one O(dest) at the same time; the
     second waits and then finds the build done. A C(<dest>.tmp) left by an interrupted run is removed first.
   - A patch that does not apply fails naming the patch and the revision; a failing step fails with the step, its
-    exit code and the last lines of the build log. O(dest) is left as it was in both cases.
+    exit code and the last lines of the build log; that tree is kept at C(<dest>.failed) for its log until the next
+    build. O(dest) is left as it was in both cases.
 author:
   - labkit developers (@labkit)
 attributes:
@@ -161,6 +162,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 STAMP = ".labkit-built"
 LOG = "build.log"
+PATCHES = ".labkit-patches"
 PATCH = ["patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch", "-r", "-"]
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -307,6 +309,8 @@ class BuildTree:
                     stdout=out,
                     stderr=err,
                 )
+            with open(os.path.join(self.tmp, PATCHES), "a") as handle:
+                handle.write(f"{os.path.basename(patch)}\n")
 
     def log_tail(self, log):
         with open(log, errors="replace") as handle:

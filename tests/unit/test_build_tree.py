@@ -74,6 +74,7 @@ def test_builds_patches_stamps_then_unchanged(tmp_path, repo, patches, capsys):
     assert json.loads((dest / ".labkit-built").read_text())["digest"] == res["digest"]
     assert f"in {dest}.tmp" in (dest / "build.log").read_text()
     assert not (tmp_path / "build" / "key.tmp").exists()
+    assert (dest / ".labkit-patches").read_text() == "01-good.patch\n"
     again = run(args(tmp_path, repo, patches[:1]), capsys)
     assert again["changed"] is False and again["digest"] == res["digest"]
 
