@@ -34,6 +34,7 @@ attributes:
     description: Reports whether the tree would be built, without unpacking, locking or writing anything.
   diff_mode:
     support: none
+    description: A build has no before and after to show; the stamp's digest is returned instead.
 options:
   dest:
     description:
