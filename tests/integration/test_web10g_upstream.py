@@ -1,7 +1,7 @@
 """web10g_dlkm's default pin and patch series against the real upstream web10g-dlkm (no guest, ~15 s).
 
 Clones ../shared/upstream/web10g-dlkm.bundle (next to the checkout) at the role's default
-web10g_dlkm_git_version and runs the role's own files/build.sh on it, as tasks/build.yml does: the
+web10g_dlkm_git_version and runs the labkit.cluster.build_tree module on it, as tasks/build.yml does: the
 compat patches, then the div_u64 series (what the role applies on 32-bit ARM, or everywhere with
 web10g_dlkm_div_u64_patch: always), named NN-<name> in one directory, then
 `make -C <kernel tree> M=<source> modules` against the controller's Debian 6.1 headers
@@ -17,9 +17,11 @@ that the 6.1 headers declare nla_strscpy() and no nla_strlcpy(), and that the pa
 only the former.
 """
 
+import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,9 +29,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "web10g_dlkm"
+MODULE = ROOT / "plugins" / "modules" / "build_tree.py"
 BUNDLE = ROOT.parent / "shared" / "upstream" / "web10g-dlkm.bundle"
 DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
-# build.sh's patch command, options and all; the test asserts build.sh still uses it
+# build_tree's patch command, options and all; the test asserts build_tree still uses it
 PATCH = ["patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch", "-r", "-"]
 WEB10G_API_ERRORS = (
     "error: #error This should not be included outside of CONFIG_TCP_ESTATS enabled builds.",
@@ -49,7 +52,7 @@ def build(tmp_path_factory):
     kdir = _headers()
     if kdir is None:
         pytest.skip("no /usr/src/linux-headers-*-amd64: apt-get install linux-headers-amd64")
-    for tool in ("git", "make", "gcc", "patch", "flock"):
+    for tool in ("git", "make", "gcc", "patch"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is missing")
     tmp = tmp_path_factory.mktemp("web10g_upstream")
@@ -69,18 +72,27 @@ def build(tmp_path_factory):
     for index, name in enumerate(series, start=1):
         shutil.copy(ROLE / "files" / name, patches / f"{index:02d}-{Path(name).name}")
     directory = tmp / "build" / "key"
+    step = {
+        "name": f"make -C {kdir} M={directory}.tmp modules",
+        "argv": ["make", "-C", str(kdir), f"M={directory}.tmp", "modules"],
+    }
+    args = {
+        "dest": str(directory),
+        "source": str(git),
+        "revision": pin,
+        "patches": [str(p) for p in sorted(patches.iterdir())],
+        "steps": [step],
+        "creates": ["tcp_estats_nl.ko"],
+    }
+    (tmp / "args.json").write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
     run = subprocess.run(
-        ["sh", str(ROLE / "files" / "build.sh"), str(directory), "git", str(git), pin, str(kdir), str(patches)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+        [sys.executable, str(MODULE), str(tmp / "args.json")], capture_output=True, text=True, timeout=600, check=False
     )
     return {
         "pin": pin,
         "refs": refs,
-        "run": run,
-        "tree": Path(f"{directory}.tmp"),
+        "run": json.loads(run.stdout),
+        "tree": Path(f"{directory}.failed"),
         "patches": sorted(patches.iterdir()),
         "kdir": kdir,
     }
@@ -90,13 +102,13 @@ def test_the_pin_is_on_a_branch_of_upstream(build):
     assert "refs/heads/master" in build["refs"], build["refs"]
 
 
-def test_build_sh_patches_with_the_command_the_test_repeats(build):
-    assert " ".join(PATCH[:-1]) in (ROLE / "files" / "build.sh").read_text()
+def test_build_tree_patches_with_the_command_the_test_repeats(build):
+    assert json.dumps(PATCH) in MODULE.read_text()
 
 
 def test_the_patch_series_applies_to_the_pin(build):
     run = build["run"]
-    assert "does not apply" not in run.stderr, run.stderr
+    assert "does not apply" not in run["msg"], run["msg"]
     applied = (build["tree"] / ".labkit-patches").read_text().split()
     assert applied == [patch.name for patch in build["patches"]]
     assert "div_u64((u64)stats->start_tv.tv_nsec, 1000)" in (build["tree"] / "tcp_estats_mib_var.c").read_text()
@@ -123,8 +135,8 @@ def test_the_6_1_headers_have_nla_strscpy_only(build):
 
 def test_the_compile_stops_at_the_missing_web10g_kernel_api(build):
     run = build["run"]
-    assert run.returncode == 5, f"{run.stdout}\n{run.stderr}"
-    assert "modules failed" in run.stderr
+    assert run.get("failed") and run.get("rc") == 2, run
+    assert "modules failed" in run["msg"]
     log = (build["tree"] / "build.log").read_text()
     diagnostics = re.findall(r"^(\S+?):\d+:\d+: ((?:fatal )?error: .*)$", log, re.MULTILINE)
     # both objects stop there, and nowhere else

@@ -84,7 +84,7 @@ def test_getmib_runs(host):
 
 
 def test_the_build_regenerated_the_missing_makefile_in(host):
-    log = host.file("/var/lib/labkit/web10g_userland/build.log").content_string
+    log = host.file("/var/lib/labkit/web10g_userland/src/build.log").content_string
     assert "regenerating the build system: configure is there but its template Makefile.in is not" in log
 
 
