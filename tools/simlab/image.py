@@ -1,7 +1,8 @@
 """Build (once) and cache the Debian bookworm guest image every sim guest boots from.
 
 The image holds Debian's kernel with its matching headers and build tools (so out-of-tree
-modules build inside a guest), sshd with simlab's key, python3 and systemd-networkd. It is
+modules build inside a guest), sshd with simlab's key, python3 (with a bytecode cache for zip-imported
+modules, guest_files/labkit_zipcode_cache.py) and systemd-networkd. It is
 cached under ~/.cache/labkit/images/<key>, where key hashes every input of the build; a
 directory without its manifest is a build that was interrupted and is rebuilt. Packages come from
 the Debian mirror apt uses on this machine, or LABKIT_DEBIAN_MIRROR (see apt_sources.py).
@@ -53,6 +54,10 @@ _MASKED_UNITS = (
     "systemd-networkd-wait-online.service", "dpkg-db-backup.timer",
 )
 # fmt: on
+# Files copied into the image's python3 dist-packages: a bytecode cache for zip-imported modules, which
+# makes every Ansible task in a TCG guest about 0.7 s shorter (see the file).
+GUEST_FILES = Path(__file__).resolve().parent / "guest_files"
+_PYTHON_FILES = ("labkit_zipcode_cache.py", "labkit-zipcode-cache.pth")
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,7 @@ def image_key(pubkey: str, variant: str = "") -> str:
         "packages": PACKAGES,
         "networkd": _NETWORKD,
         "masked": _MASKED_UNITS,
+        "python_files": {name: hashlib.sha256((GUEST_FILES / name).read_bytes()).hexdigest() for name in _PYTHON_FILES},
         "disk": DISK_SIZE,
         "pubkey": pubkey.strip(),
     }
@@ -151,6 +157,8 @@ def _customize_script(pubkey: str, extra: list[str] | None = None) -> str:
         escaped = text.replace("\n", "\\n")
         lines.append(f"printf '{escaped}' > \"$R/etc/systemd/network/{name}\"")
     lines.append('chroot "$R" systemctl mask ' + " ".join(_MASKED_UNITS))
+    for name in _PYTHON_FILES:
+        lines.append(f'install -m 644 "{GUEST_FILES / name}" "$R/usr/lib/python3/dist-packages/{name}"')
     return "\n".join([*lines, *(extra or [])])
 
 
