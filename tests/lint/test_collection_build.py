@@ -85,8 +85,10 @@ def test_installed_collection_has_every_module(installed):
 
 def test_build_leaves_out_development_files(tarball, installed):
     coll = installed
-    for path in (".git", ".ci", "tests/output", ".pytest_cache"):
+    for path in (".git", ".ci", "tests", "bench", "tools", "labkit", ".pytest_cache"):
         assert not (coll / path).exists(), f"{path} should not be in {tarball.name}"
+    assert (coll / "LICENSE").is_file() and "GNU GENERAL PUBLIC LICENSE" in (coll / "LICENSE").read_text()
+    assert "Version 3" in (coll / "LICENSE").read_text()
 
 
 def test_installed_role_is_usable(installed):
