@@ -240,8 +240,10 @@ class BuildTree:
     def fail(self, msg, **extra):
         self.module.fail_json(msg=msg, **{**self.result, **extra})
 
-    def run(self, argv, **kwargs):
-        return self.module.run_command(argv, environ_update={"LC_ALL": "C"}, expand_user_and_vars=False, **kwargs)
+    def run(self, argv, env=None, **kwargs):
+        """run_command with LC_ALL=C (and env) and without its $VAR/~ expansion of the arguments."""
+        environ = {"LC_ALL": "C", **(env or {})}
+        return self.module.run_command(argv, environ_update=environ, expand_user_and_vars=False, **kwargs)
 
     def source_identity(self):
         if self.source_type == "tar":
@@ -327,12 +329,10 @@ class BuildTree:
             if not os.path.isdir(cwd):
                 self.discard()
                 self.fail(f"{name}: the tree has no directory {step['chdir']} at {self.revision}")
-            env = {"LC_ALL": "C", "PWD": cwd, **{k: str(v) for k, v in (step["env"] or {}).items()}}
+            env = {"PWD": cwd, **{k: str(v) for k, v in (step["env"] or {}).items()}}
             with open(log, "a") as handle:
                 handle.write(f"+ ({step['chdir']}) {' '.join(step['argv'])}\n")
-            rc, out, err = self.module.run_command(
-                step["argv"], cwd=cwd, environ_update=env, expand_user_and_vars=False
-            )
+            rc, out, err = self.run(step["argv"], env=env, cwd=cwd)
             with open(log, "a") as handle:
                 handle.write(out)
                 handle.write(err)
