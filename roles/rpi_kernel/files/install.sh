@@ -65,7 +65,9 @@ if [ "$initramfs" = 1 ] && [ ! -f "$stage/initrd.img" ]; then
   # mkinitramfs, not update-initramfs: no post-update hook may copy it over the stock initramfs.
   conf=$(mktemp -d)
   cp -r /etc/initramfs-tools/. "$conf/"
-  sed -i "s/^MODULES=.*/MODULES=$initramfs_modules/" "$conf/initramfs.conf"
+  # conf.d is read after initramfs.conf, in name order: this file is read last and wins.
+  mkdir -p "$conf/conf.d"
+  printf 'MODULES=%s\n' "$initramfs_modules" > "$conf/conf.d/zzzz-labkit-rpi-kernel"
   mkinitramfs -d "$conf" -o "$stage/initrd.img.tmp" "$release"
   rm -rf "$conf"
   mv "$stage/initrd.img.tmp" "$stage/initrd.img"
