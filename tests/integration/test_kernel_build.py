@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -491,3 +492,57 @@ def test_git_source_is_exported_patched_and_checked(git_source, inventory, tarba
     assert (WORKDIR / "trees" / tree_key / ".labkit-patches").read_text() == f"{patch_sha256}\n"
     assert not build_task_results(result)
     print(f"git source exported, patched and checked in {seconds:.0f} s")
+
+
+def test_two_runs_that_unpack_one_source_at_once_both_get_it(inventory, tarball_sha256, tmp_path):
+    """Two runs on one build host that unpack and patch the same new source at the same time: each
+    works in a directory of its own, one puts the tree in place, the other keeps it, both go on to
+    configure, and nothing half-made is left behind. The source is a small tarball of the stand-in
+    tree with a marker unique to this run, so its source id is new and both runs really unpack it."""
+    top = tmp_path / "linux-standin"
+    (top / "scripts" / "kconfig").mkdir(parents=True)
+    members = ["lib/Kconfig", "lib/Makefile", "scripts/kconfig/merge_config.sh"]
+    subprocess.run(
+        ["tar", "-xf", str(TARBALL), "-C", str(top), "--strip-components=1"]
+        + [f"linux-source-6.1/{m}" for m in members],
+        check=True,
+    )
+    (top / "Makefile").write_text(STANDIN_MAKEFILE)
+    (top / "MARKER").write_text(f"{time.time_ns()} {os.getpid()}\n")
+    tarball = tmp_path / "linux-standin.tar.gz"
+    subprocess.run(["tar", "-czf", str(tarball), "-C", str(tmp_path), "linux-standin"], check=True)
+    sha256 = hashlib.sha256(tarball.read_bytes()).hexdigest()
+    play = kernel_play(
+        sha256,
+        **x86_vars(
+            kernel_build_tarball_url=f"file://{tarball}",
+            kernel_build_tarball_sha256=sha256,
+            kernel_build_patches=[{"src": str(DEMO_PATCH)}],
+            kernel_build_config={},
+            kernel_build_config_fragments=[str(FIXTURES / "qemu-x86_64.config"), str(FIXTURES / "web10g.config")],
+        ),
+    )
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda _: run_playbook(play, inventory=inventory, timeout=900), range(2)))
+    for result in results:
+        # Both reach the configuration check, which the stand-in Makefile fails as in the git test.
+        failure = result.result("localhost", "Verify that every requested symbol has the requested value")
+        assert [m["symbol"] for m in failure["mismatched"]] == ["CONFIG_TCP_ESTATS"], result.stdout[-3000:]
+    placed = [
+        "placed" in r["stdout"]
+        for result in results
+        for r in result.results("localhost", "Put the unpacked source in place")
+    ]
+    assert placed.count(True) == 1, placed
+    source_id = f"tarball-{sha256}"
+    assert (WORKDIR / "src" / source_id / "MARKER").read_text() == (top / "MARKER").read_text()
+    patch_sha256 = hashlib.sha256(DEMO_PATCH.read_bytes()).hexdigest()
+    tree_key = hashlib.sha256(f"{source_id} {patch_sha256}".encode()).hexdigest()[:16]
+    assert (WORKDIR / "trees" / tree_key / ".labkit-patches").read_text() == f"{patch_sha256}\n"
+    leftovers = [
+        p.name
+        for d in ("src", "trees")
+        for p in (WORKDIR / d).iterdir()
+        if p.name.startswith((f"{source_id}.tmp-", f"{tree_key}.tmp-"))
+    ]
+    assert not leftovers, leftovers
