@@ -446,19 +446,25 @@ olddefconfig:
 """
 
 
+def _standin_tree(top: Path) -> None:
+    """The files the fixture patch and merge_config.sh need, taken from the linux-source-6.1 tarball,
+    and the stand-in Makefile (a whole kernel costs minutes to export or unpack)."""
+    (top / "scripts" / "kconfig").mkdir(parents=True)
+    members = ["lib/Kconfig", "lib/Makefile", "scripts/kconfig/merge_config.sh"]
+    subprocess.run(
+        ["tar", "-xf", str(TARBALL), "-C", str(top), "--strip-components=1"]
+        + [f"linux-source-6.1/{m}" for m in members],
+        check=True,
+    )
+    (top / "Makefile").write_text(STANDIN_MAKEFILE)
+
+
 @pytest.fixture(scope="module")
 def git_source(tmp_path_factory, tarball_sha256):
     """A small git repository: the files the fixture patch and merge_config.sh need, taken at test time
     from the linux-source-6.1 tarball, and a stand-in Makefile (a whole kernel in git costs minutes)."""
     repo = tmp_path_factory.mktemp("kernel-git") / "linux"
-    (repo / "scripts" / "kconfig").mkdir(parents=True)
-    members = ["lib/Kconfig", "lib/Makefile", "scripts/kconfig/merge_config.sh"]
-    subprocess.run(
-        ["tar", "-xf", str(TARBALL), "-C", str(repo), "--strip-components=1"]
-        + [f"linux-source-6.1/{m}" for m in members],
-        check=True,
-    )
-    (repo / "Makefile").write_text(STANDIN_MAKEFILE)
+    _standin_tree(repo)
     env = dict(os.environ, GIT_AUTHOR_NAME="labkit", GIT_AUTHOR_EMAIL="labkit@localhost")
     env.update(GIT_COMMITTER_NAME="labkit", GIT_COMMITTER_EMAIL="labkit@localhost")
     for args in (["init", "-q", "-b", "labkit-6.1.y"], ["add", "-A"], ["commit", "-q", "-m", "stand-in"]):
@@ -500,14 +506,7 @@ def test_two_runs_that_unpack_one_source_at_once_both_get_it(inventory, tarball_
     configure, and nothing half-made is left behind. The source is a small tarball of the stand-in
     tree with a marker unique to this run, so its source id is new and both runs really unpack it."""
     top = tmp_path / "linux-standin"
-    (top / "scripts" / "kconfig").mkdir(parents=True)
-    members = ["lib/Kconfig", "lib/Makefile", "scripts/kconfig/merge_config.sh"]
-    subprocess.run(
-        ["tar", "-xf", str(TARBALL), "-C", str(top), "--strip-components=1"]
-        + [f"linux-source-6.1/{m}" for m in members],
-        check=True,
-    )
-    (top / "Makefile").write_text(STANDIN_MAKEFILE)
+    _standin_tree(top)
     (top / "MARKER").write_text(f"{time.time_ns()} {os.getpid()}\n")
     tarball = tmp_path / "linux-standin.tar.gz"
     subprocess.run(["tar", "-czf", str(tarball), "-C", str(tmp_path), "linux-standin"], check=True)
