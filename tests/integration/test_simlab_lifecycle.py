@@ -16,7 +16,7 @@ import yaml
 from simlab import paths
 from simlab.errors import SimlabError
 from simlab.guest import process_alive
-from simlab.lab import Lab
+from simlab.lab import Lab, template_dir
 from simlab.tools import port_in_use
 
 pytestmark = [pytest.mark.lab]
@@ -154,10 +154,14 @@ def test_stale_saved_state_gives_an_error_and_leaves_nothing_running(tmp_path, m
     mine.mkdir()
     for name in ("disk.qcow2", "vmlinuz", "initrd.img", "manifest.json"):
         os.symlink(img.directory / name, mine / name)
-    real_templates = sorted((img.directory / "templates").iterdir())
-    template = mine / "templates" / real_templates[0].name
+    # The template this guest's shape restores from (the cache may hold others, e.g. of another CPU count).
+    guest = lab_real.spec.guests["life-g6"]
+    lab_real.up()  # makes sure the real template exists
+    lab_real.down()
+    real_template = template_dir(img, guest.memory_mb, guest.cpus, guest.firmware)
+    template = mine / "templates" / real_template.name
     template.mkdir(parents=True)
-    shutil.copy(real_templates[0] / "disk.qcow2", template / "disk.qcow2")
+    shutil.copy(real_template / "disk.qcow2", template / "disk.qcow2")
     (template / "memory.state").write_bytes(b"QEVM\0\0\0\3 not a saved state")
     monkeypatch.setenv("LABKIT_CACHE", str(cache))
     lab = Lab(lab_real.spec.inventory)

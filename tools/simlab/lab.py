@@ -327,7 +327,7 @@ class Lab:
     def _ensure_template(self, img: image.Image, memory_mb: int, cpus: int, firmware: str) -> Path:
         """A guest booted once and saved while running; restoring it skips the whole boot."""
         suffix = f"-{firmware}" if firmware else ""
-        directory = img.directory / "templates" / f"m{memory_mb}-c{cpus}-q{_qemu_version()}{suffix}"
+        directory = template_dir(img, memory_mb, cpus, firmware)
         needed = ["memory.state", "disk.qcow2", *(["efivars.fd"] if firmware == "uefi" else [])]
         if all((directory / name).exists() for name in needed):
             return directory
@@ -445,6 +445,12 @@ class Lab:
 
 
 UPDATE_GRUB_IF_BOOTSTRAP = "grep -q '^### BEGIN /etc/grub.d/10_linux' /boot/grub/grub.cfg || update-grub 2>&1"
+
+
+def template_dir(img: image.Image, memory_mb: int, cpus: int, firmware: str) -> Path:
+    """Where guests of this shape keep their saved template (one per QEMU version: saved states do not migrate)."""
+    suffix = f"-{firmware}" if firmware else ""
+    return img.directory / "templates" / f"m{memory_mb}-c{cpus}-q{_qemu_version()}{suffix}"
 
 
 def _shape(guest: GuestSpec) -> tuple[int, int, str]:
