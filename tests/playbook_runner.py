@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,19 @@ class PlaybookResult:
             if event.get("event") in _RESULT_EVENTS and data.get("host") == host and data.get("task") == task_name:
                 found.append(data.get("res", {}))
         return found
+
+    def profile(self, top: int = 20) -> str:
+        """The slowest task results (seconds, host, task): what to look at when a play is slow."""
+        rows = []
+        for event in self.events:
+            data = event.get("event_data", {})
+            if event.get("event") in _RESULT_EVENTS and "duration" in data:
+                rows.append((float(data["duration"]), data.get("host", "?"), data.get("task", "?")))
+        rows.sort(reverse=True)
+        total = sum(r[0] for r in rows)
+        lines = [f"play profile: {len(rows)} task results, {total:.1f} s summed over hosts"]
+        lines += [f"{d:7.1f}s  {host:12}  {task}" for d, host, task in rows[:top]]
+        return "\n".join(lines) + "\n"
 
     def result(self, host: str, task_name: str) -> dict:
         res = self.results(host, task_name)
@@ -95,9 +109,12 @@ def run_playbook(
             timeout=timeout,
         )
         stdout = runner.stdout.read() if runner.stdout else ""
-        return PlaybookResult(
+        result = PlaybookResult(
             rc=runner.rc,
             stdout=stdout,
             stats=runner.stats or {},
             events=list(runner.events),
         )
+    if os.environ.get("LABKIT_PLAY_PROFILE"):
+        sys.stderr.write(result.profile())
+    return result
