@@ -45,3 +45,24 @@ def test_lab_hosts_reach_each_other_by_name(runs, lab):
         assert lab.ssh(name, "hostname").stdout.strip() == name
     peer = next(p for p in lab.guests if p != "sim-pi1")
     assert lab.ssh("sim-pi1", f"ping -c 1 -W 3 {peer}", check=False).returncode == 0
+
+
+def test_lab_base_repairs_drift_it_probes_for(runs, lab, run_playbook):
+    """lab_base skips its modules when its one-round-trip probe finds everything in place: drift
+    in each thing it probes must still be seen and repaired (molecule's lab_base scenario runs the
+    changing path in check mode)."""
+    host, peer = "sim-pi1", "sim-build"
+    good = lab.guests[peer].lab_address
+    lab.ssh(
+        host,
+        f"sed -i 's/^{good}\\t{peer}$/10.213.0.99\\t{peer}/' /etc/hosts"
+        " && sed -i 's/^127\\.0\\.1\\.1\\s.*/127.0.1.1\\tstale-name/' /etc/hosts"
+        " && chmod 600 /etc/ansible/facts.d/labkit.fact && hostname stale-name",
+    )
+    play = f"- hosts: {host}\n  gather_facts: false\n  roles: [labkit.cluster.lab_base]\n"
+    fixed = run_playbook(play)
+    assert fixed.rc == 0 and fixed.changed(host) == 4, fixed.stdout[-4000:]
+    assert lab.ssh(host, "hostname").stdout.strip() == host
+    assert lab.ssh(host, f"getent hosts {peer}").stdout.split()[0] == good
+    assert f"127.0.1.1\t{host}" in lab.ssh(host, "cat /etc/hosts").stdout
+    assert lab.ssh(host, "stat -c %a /etc/ansible/facts.d/labkit.fact").stdout.strip() == "644"
