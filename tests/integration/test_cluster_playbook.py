@@ -1,22 +1,21 @@
-"""The main job: playbooks/cluster.yml against the sim lab, as `./labkit lab` runs it."""
-
-from pathlib import Path
+"""The main job: playbooks/cluster.yml against the sim lab, through the Python API that `./labkit lab` uses."""
 
 import pytest
+from labkit_cluster import Lab
+from playbook_runner import SIM_INVENTORY
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
-PLAY = f"- ansible.builtin.import_playbook: {ROOT / 'playbooks' / 'cluster.yml'}\n"
-
 
 @pytest.fixture(scope="module")
-def runs(lab, run_playbook):
-    return run_playbook(PLAY), run_playbook(PLAY)
+def runs(lab):
+    events = []
+    api = Lab(SIM_INVENTORY)
+    return api.provision(on_event=events.append), api.provision(), events
 
 
 def test_cluster_playbook_succeeds_on_every_host(runs, lab):
-    first, _ = runs
+    first, _, _ = runs
     assert first.rc == 0, first.stdout[-4000:]
     for host in [*lab.guests, *lab.bmcs]:
         assert first.failed(host) == 0, first.stdout[-4000:]
@@ -31,10 +30,21 @@ def test_cluster_playbook_succeeds_on_every_host(runs, lab):
 
 
 def test_second_run_changes_nothing(runs, lab):
-    _, second = runs
+    _, second, _ = runs
     assert second.rc == 0, second.stdout[-4000:]
     for host in [*lab.guests, *lab.bmcs]:
         assert second.changed(host) == 0, f"{host} changed on the second run:\n{second.stdout[-4000:]}"
+
+
+def test_events_are_streamed_to_the_callback_and_stats_are_per_host(runs, lab):
+    first, _, events = runs
+    assert events and [e["event"] for e in events].count("playbook_on_stats") == 1
+    streamed = {e["event_data"].get("host") for e in events if e["event"] == "runner_on_ok"}
+    assert set(lab.guests) <= streamed
+    for host in lab.guests:
+        stats = first.hosts()[host]
+        assert stats["ok"] > 0 and stats["failures"] == 0 and stats["dark"] == 0
+        assert stats["changed"] == first.changed(host)
 
 
 def test_lab_hosts_reach_each_other_by_name(runs, lab):

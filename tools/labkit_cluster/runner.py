@@ -1,0 +1,131 @@
+"""One playbook run through ansible-runner, and what it gives back: rc, per-host stats, task results."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ansible_runner
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: the collection, its ansible.cfg and roles
+
+RESULT_EVENTS = {"runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable"}
+_STAT_KINDS = ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored")
+# The controller's environment a run keeps; everything else of the caller's stays out of it.
+_PASSED_ENV = (
+    "ANSIBLE_CONFIG",
+    "ANSIBLE_COLLECTIONS_PATH",
+    "ANSIBLE_VAULT_PASSWORD_FILE",
+    "PATH",
+    "HOME",
+    "LABKIT_CACHE",
+)
+
+
+@dataclass
+class RunResult:
+    rc: int
+    stdout: str
+    stats: dict
+    events: list = field(repr=False)
+
+    def _stat(self, kind: str, host: str) -> int:
+        return int(self.stats.get(kind, {}).get(host, 0))
+
+    def changed(self, host: str) -> int:
+        return self._stat("changed", host)
+
+    def failed(self, host: str) -> int:
+        """Failed tasks, counting an unreachable host as failed."""
+        return self._stat("failures", host) + self._stat("dark", host)
+
+    def hosts(self) -> dict[str, dict[str, int]]:
+        """Per host: ok, changed, failures, dark (unreachable), skipped, rescued, ignored."""
+        names = sorted({host for kind in _STAT_KINDS for host in self.stats.get(kind) or {}})
+        return {host: {kind: self._stat(kind, host) for kind in _STAT_KINDS} for host in names}
+
+    def results(self, host: str, task_name: str) -> list[dict]:
+        """Module results (`res`) of every task named task_name on host, in order."""
+        found = []
+        for event in self.events:
+            data = event.get("event_data", {})
+            if event.get("event") in RESULT_EVENTS and data.get("host") == host and data.get("task") == task_name:
+                found.append(data.get("res", {}))
+        return found
+
+    def result(self, host: str, task_name: str) -> dict:
+        res = self.results(host, task_name)
+        assert res, f"task {task_name!r} did not run on {host}:\n{self.stdout[-4000:]}"
+        return res[-1]
+
+    def profile(self, top: int = 20) -> str:
+        """The slowest task results (seconds, host, task): what to look at when a play is slow."""
+        rows = []
+        for event in self.events:
+            data = event.get("event_data", {})
+            if event.get("event") in RESULT_EVENTS and "duration" in data:
+                rows.append((float(data["duration"]), data.get("host", "?"), data.get("task", "?")))
+        rows.sort(reverse=True)
+        total = sum(r[0] for r in rows)
+        lines = [f"play profile: {len(rows)} task results, {total:.1f} s summed over hosts"]
+        lines += [f"{d:7.1f}s  {host:12}  {task}" for d, host, task in rows[:top]]
+        return "\n".join(lines) + "\n"
+
+
+def run(
+    playbook: str | os.PathLike,
+    inventory: str | os.PathLike,
+    *,
+    limit: str | None = None,
+    tags: Iterable[str] = (),
+    skip_tags: Iterable[str] = (),
+    extra_vars: dict | None = None,
+    check: bool = False,
+    diff: bool = False,
+    args: Iterable[str] = (),
+    on_event: Callable[[dict], None] | None = None,
+    timeout: int | None = None,
+    quiet: bool = True,
+) -> RunResult:
+    """Run playbook against inventory; args are more ansible-playbook options, as a list of words."""
+    cmdline = [*args]
+    if tags:
+        cmdline += ["--tags", ",".join(tags)]
+    if skip_tags:
+        cmdline += ["--skip-tags", ",".join(skip_tags)]
+    if check:
+        cmdline.append("--check")
+    if diff:
+        cmdline.append("--diff")
+    if extra_vars:
+        # JSON on the command line keeps types (ansible-runner's extravars file would too).
+        cmdline += ["-e", json.dumps(extra_vars)]
+    envvars = {key: os.environ[key] for key in _PASSED_ENV if key in os.environ}
+    envvars.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
+    envvars["ANSIBLE_ROLES_PATH"] = str(ROOT / "roles")
+
+    def handler(event: dict) -> bool:
+        if on_event is not None:
+            on_event(event)
+        return True  # keep the event in the runner's own record too
+
+    with tempfile.TemporaryDirectory(prefix="labkit-run-") as private:
+        runner = ansible_runner.run(
+            private_data_dir=private,
+            project_dir=str(Path(playbook).resolve().parent),  # run from the playbook's directory
+            playbook=str(Path(playbook).resolve()),
+            inventory=str(Path(inventory).resolve()),
+            limit=limit,
+            cmdline=" ".join(shlex.quote(word) for word in cmdline) or None,
+            envvars=envvars,
+            event_handler=handler,
+            quiet=quiet,
+            timeout=timeout,
+        )
+        stdout = runner.stdout.read() if runner.stdout else ""
+        return RunResult(rc=runner.rc, stdout=stdout, stats=runner.stats or {}, events=list(runner.events))
