@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from labkit_cluster.runner import ROOT, RunResult, run
@@ -22,30 +21,8 @@ class Lab:
         if not self.playbook.is_file():
             raise FileNotFoundError(f"no playbook at {self.playbook}")
 
-    def provision(
-        self,
-        *,
-        limit: str | None = None,
-        tags: Iterable[str] = (),
-        skip_tags: Iterable[str] = (),
-        extra_vars: dict | None = None,
-        check: bool = False,
-        diff: bool = False,
-        args: Iterable[str] = (),
-        on_event: Callable[[dict], None] | None = None,
-        timeout: int | None = None,
-    ) -> RunResult:
-        """Run the lab's playbook; on_event gets each ansible-runner event as it happens."""
-        return run(
-            self.playbook,
-            self.inventory,
-            limit=limit,
-            tags=tags,
-            skip_tags=skip_tags,
-            extra_vars=extra_vars,
-            check=check,
-            diff=diff,
-            args=args,
-            on_event=on_event,
-            timeout=timeout,
-        )
+    def provision(self, **options) -> RunResult:
+        """Run the lab's playbook. options are labkit_cluster.run's: limit, tags, skip_tags, extra_vars,
+        check, diff, args (more ansible-playbook options), on_event (each ansible-runner event, as it
+        happens), timeout."""
+        return run(self.playbook, self.inventory, **options)
