@@ -148,8 +148,11 @@ def test_build_host_ships_a_module_that_loads_on_another_guest(setup):
     shipped = lab.ssh(SHIPPED, f"sha256sum {WORKDIR}/ko/*/tcp_estats_nl.ko").stdout.split()[0]
     built = lab.ssh(BUILDER, f"sha256sum {WORKDIR}/build/*/tcp_estats_nl.ko").stdout.split()[0]
     assert shipped == built
-    # both hosts asked for the same inputs, so wg-1 built once for both
+    # both hosts asked for the same inputs, so wg-1 built once for both, and they were sent to it once
     assert lab.ssh(BUILDER, f"ls -d {WORKDIR}/build/*/").stdout.count("\n") == 1
+    send = f"Copy the source revision and the patch series to {BUILDER}"
+    assert first.result(BUILDER, send)["changed"], first.stdout[-4000:]
+    assert not first.result(SHIPPED, send).get("changed"), first.stdout[-4000:]
 
 
 def test_userland_installed_verified_and_reads_a_connection(setup):
