@@ -97,3 +97,21 @@ def test_the_venv_imports_the_api_without_a_path_setting():
         check=False, capture_output=True, text=True, env=env, cwd="/", timeout=60,
     )  # fmt: skip
     assert proc.returncode == 0 and proc.stdout.strip() == "Lab", proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"tags": "lab_base"}, "tags"),
+        ({"tags": ["lab_base,rpi_kernel"]}, "tags"),
+        ({"skip_tags": ["x\n--check"]}, "skip_tags"),
+        ({"limit": "h1\nh2"}, "limit"),
+        ({"extra_vars": ["a=1"]}, "extra_vars"),
+    ],
+)
+def test_hostile_options_are_refused_before_anything_runs(local_lab, options, field):
+    inventory, playbook = local_lab
+    events = []
+    with pytest.raises(ValueError, match=rf"^{field}\b"):
+        Lab(inventory, playbook).provision(on_event=events.append, **options)
+    assert events == []

@@ -1,8 +1,8 @@
 """Live progress of a run from ansible-runner's events: one line per task result that matters.
 
 Changed, failed and unreachable results are printed as they come, each with the seconds since the
-run started and the host; ok and skipped results only count toward the line printed when a play
-starts, so a 200-host run stays readable.
+run started and the host, and a line when each play starts; ok and skipped results are not printed,
+so a 200-host run stays readable.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ class Progress:
     def __init__(self, stream: TextIO = sys.stderr):
         self.stream = stream
         self.started = time.monotonic()
-        self.counts: dict[str, int] = {}
 
     def _line(self, text: str) -> None:
         self.stream.write(f"[{time.monotonic() - self.started:7.1f}s] {text}\n")

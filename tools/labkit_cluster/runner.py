@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import tempfile
 from collections.abc import Callable, Iterable
@@ -15,6 +16,8 @@ import ansible_runner
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: the collection, its ansible.cfg and roles
 
 RESULT_EVENTS = {"runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable"}
+TAG = re.compile(r"[A-Za-z0-9_.-]+")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _STAT_KINDS = ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored")
 # The controller's environment a run keeps; everything else of the caller's stays out of it.
 _PASSED_ENV = (
@@ -77,6 +80,20 @@ class RunResult:
         return "\n".join(lines) + "\n"
 
 
+def _check_inputs(*, limit, tags, skip_tags, extra_vars) -> None:
+    """Refuse what ansible-playbook would misread, before anything runs."""
+    if limit is not None and (not isinstance(limit, str) or CONTROL.search(limit)):
+        raise ValueError(f"limit {limit!r}: give a host pattern string without control characters")
+    for field_name, names in (("tags", tags), ("skip_tags", skip_tags)):
+        if isinstance(names, str):
+            raise ValueError(f"{field_name} {names!r}: give a list of tag names, e.g. [{names!r}]")
+        for name in names:
+            if not isinstance(name, str) or not TAG.fullmatch(name):
+                raise ValueError(f"{field_name}: {name!r} is not a tag name (letters, digits, _ . -)")
+    if extra_vars is not None and not isinstance(extra_vars, dict):
+        raise ValueError(f"extra_vars {extra_vars!r}: give a dict of variable names to values")
+
+
 def run(
     playbook: str | os.PathLike,
     inventory: str | os.PathLike,
@@ -93,6 +110,7 @@ def run(
     quiet: bool = True,
 ) -> RunResult:
     """Run playbook against inventory; args are more ansible-playbook options, as a list of words."""
+    _check_inputs(limit=limit, tags=tags, skip_tags=skip_tags, extra_vars=extra_vars)
     cmdline = [*args]
     if tags:
         cmdline += ["--tags", ",".join(tags)]
