@@ -1,16 +1,25 @@
-"""The main job: playbooks/cluster.yml against the sim lab, through the Python API that `./labkit lab` uses."""
+"""The main job: playbooks/cluster.yml against the sim lab, through the Python API that `./labkit lab` uses,
+and the lab report that every run of it writes."""
+
+import shutil
+import subprocess
 
 import pytest
 from labkit_cluster import Lab
+from labkit_cluster import report as report_cli
 from playbook_runner import SIM_INVENTORY
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def runs(lab):
+def api(tmp_path_factory):
+    return Lab(SIM_INVENTORY, report_dir=tmp_path_factory.mktemp("report"))
+
+
+@pytest.fixture(scope="module")
+def runs(lab, api):
     events = []
-    api = Lab(SIM_INVENTORY)
     return api.provision(on_event=events.append), api.provision(), events
 
 
@@ -76,3 +85,61 @@ def test_lab_base_repairs_drift_it_probes_for(runs, lab, run_playbook):
     assert lab.ssh(host, f"getent hosts {peer}").stdout.split()[0] == good
     assert f"127.0.1.1\t{host}" in lab.ssh(host, "cat /etc/hosts").stdout
     assert lab.ssh(host, "stat -c %a /etc/ansible/facts.d/labkit.fact").stdout.strip() == "644"
+
+
+def test_report_has_a_row_per_host_with_its_state(runs, lab):
+    _, second, _ = runs
+    report = second.report
+    assert set(report["hosts"]) == {*lab.guests, *lab.bmcs}
+    for name in lab.guests:
+        row = report["hosts"][name]
+        assert row["status"] == "ok" and row["failure"] is None
+        assert row["kernel"]["running"] == lab.kernel_release
+        assert row["address"] == lab.guests[name].lab_address
+    pi = report["hosts"]["sim-pi1"]
+    assert pi["groups"] == ["rpi"] and pi["kernel"]["loader"] == "rpi-firmware"
+    assert pi["kernel"]["committed"] == "kernel8.img" and pi["kernel"]["trial_pending"] is False
+    for name in lab.bmcs:
+        assert report["hosts"][name]["bmc"]["power"] in ("On", "Off")
+    # the first run changed something on each guest (lab_base); the second's "ok" keeps that change
+    assert all(report["hosts"][name]["last_change"] for name in lab.guests)
+    assert len(report["runs"]) == 2
+
+
+@pytest.fixture(scope="module")
+def failed_limited_run(runs, api):
+    """A run limited to one Pi, with an argument lab_base refuses: the Pi fails in lab_base."""
+    before = api.report()
+    result = api.provision(limit="sim-pi1", tags=["lab_base"], extra_vars={"lab_base_manage_hosts": "not-a-bool"})
+    return before, result
+
+
+def test_report_of_a_limited_failed_run_keeps_the_other_rows(failed_limited_run, lab):
+    before, result = failed_limited_run
+    assert result.rc != 0 and result.failed("sim-pi1") == 1
+    report = result.report
+    pi = report["hosts"]["sim-pi1"]
+    assert pi["status"] == "failed" and "lab_base_manage_hosts" in pi["failure"]["msg"], pi
+    assert pi["kernel"] == before["hosts"]["sim-pi1"]["kernel"]  # from the last run that read it
+    for name, row in before["hosts"].items():
+        if name != "sim-pi1":
+            assert report["hosts"][name] == row
+    assert report_cli.query(report, "hosts[?status=='failed'].host") == ["sim-pi1"]
+
+
+def test_report_page_renders_and_filters_in_a_browser(failed_limited_run, api):
+    """The HTML report in headless Chromium: every host has a row, and the page's filter (filled from
+    the URL's #fragment by its script) hides the rows that do not match."""
+    chromium = shutil.which("chromium")
+    if not chromium:
+        pytest.fail("chromium is missing (./labkit setup installs it)")
+    page = api.report_dir / "lab-report.html"
+    dom = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", f"{page.as_uri()}#failed"],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    rows = [line for line in dom.split("<tr ")[1:]]
+    hosts = {row.split('data-host="')[1].split('"')[0]: row for row in rows if "data-host=" in row}
+    assert set(hosts) == set(api.report()["hosts"])
+    shown = [name for name, row in hosts.items() if "hidden" not in row.split(">")[0]]
+    assert shown == ["sim-pi1"], shown

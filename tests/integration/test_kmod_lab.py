@@ -7,6 +7,10 @@ and sysctl waiting for the fixture's key. Each test cleans up the modules and fi
 Tasks cost 3-5 s each in a TCG guest, so each play batches several steps.
 """
 
+import hashlib
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,6 +22,8 @@ FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "kmod_fixture"
 SRC = "/root/labkit_fixture"
 FAKE_RELEASE = "6.1.0-99-labkit"
 INSTALLED = "/lib/modules/$(uname -r)/updates/labkit_fixture.ko"
+REVS = ("rev1", "rev2", "other")
+BUILD_CACHE = Path(os.environ.get("LABKIT_CACHE", Path.home() / ".cache" / "labkit")) / "kmod-fixture-builds"
 # depmod costs ~8 s in a TCG guest: only when an installed copy was there to remove
 CLEAN_FIXTURE = (
     "rmmod labkit_fixture 2>/dev/null; rm -f /run/labkit/kmod/labkit_fixture.json "
@@ -54,18 +60,20 @@ def out(res, title: str) -> str:
     return res.result(HOST, title)["stdout"].strip()
 
 
-@pytest.fixture(scope="module")
-def fixture_builds(lab):
-    """labkit_fixture built in the guest: rev 1, rev 2 (other srcversion), and rev 1 for another release.
+def _build_cache(lab) -> Path:
+    """Where the three builds are kept: one directory per fixture source, guest image and release."""
+    digest = hashlib.sha256()
+    for name in ("labkit_fixture.c", "Makefile"):
+        digest.update((FIXTURE / name).read_bytes())
+    digest.update(f"{lab.image.directory.name} {lab.kernel_release} {FAKE_RELEASE}".encode())
+    return BUILD_CACHE / digest.hexdigest()[:16]
 
-    The three builds run side by side in their own directories (~27 s each in a TCG guest).
-    """
+
+def _build_in_guest(lab) -> None:
     lab.ssh(HOST, f"rm -rf {SRC} && mkdir -p {SRC}/rev1 {SRC}/rev2 {SRC}/other")
-    # Sent through ssh's stdin rather than lab.copy_to: Lab.copy_to passes ssh's `-p <port>` to scp,
-    # where -p means "preserve times" and the port becomes a source file, so every copy fails.
     for name in ("labkit_fixture.c", "Makefile"):
         text = (FIXTURE / name).read_text()
-        for build in ("rev1", "rev2", "other"):
+        for build in REVS:
             lab.ssh(HOST, f"cat > {SRC}/{build}/{name}", input=text)
     lab.ssh(
         HOST,
@@ -81,6 +89,31 @@ def fixture_builds(lab):
         f"for b in rev1 rev2 other; do cp {SRC}/$b/labkit_fixture.ko /root/lkf-$b.ko; done",
         timeout=900,
     )
+
+
+@pytest.fixture(scope="module")
+def fixture_builds(lab):
+    """labkit_fixture built in the guest: rev 1, rev 2 (other srcversion), and rev 1 for another release.
+
+    The three builds run side by side in their own directories (~27 s each in a TCG guest), once per
+    fixture source and guest image: the .ko files are kept on the controller and sent to the guest
+    after that. modinfo in the guest checks them either way.
+    """
+    cache = _build_cache(lab)
+    if all((cache / f"lkf-{rev}.ko").is_file() for rev in REVS):
+        for rev in REVS:
+            lab.copy_to(HOST, cache / f"lkf-{rev}.ko", f"/root/lkf-{rev}.ko")
+    else:
+        _build_in_guest(lab)
+        staging = cache.with_name(f"{cache.name}.tmp-{os.getpid()}")
+        staging.mkdir(parents=True, exist_ok=True)
+        for rev in REVS:
+            ko = subprocess.run(lab.ssh_argv(HOST, f"cat /root/lkf-{rev}.ko"), capture_output=True, check=True).stdout
+            (staging / f"lkf-{rev}.ko").write_bytes(ko)
+        try:
+            staging.rename(cache)
+        except OSError:  # another run kept its builds first
+            shutil.rmtree(staging)
     src = {rev: sh(lab, f"modinfo -F srcversion /root/lkf-{rev}.ko") for rev in ("rev1", "rev2")}
     assert src["rev1"] and src["rev2"] and src["rev1"] != src["rev2"]
     assert sh(lab, "modinfo -F vermagic /root/lkf-other.ko").startswith(FAKE_RELEASE + " ")

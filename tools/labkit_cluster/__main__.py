@@ -1,5 +1,7 @@
 """python -m labkit_cluster -i INVENTORY [ansible-playbook options]: provision the lab, with live progress.
 
+`python -m labkit_cluster report [options]` prints the lab report instead (labkit_cluster.report).
+
 Prints each changed, failed or unreachable task result as it happens, then cluster.yml's per-host
 summary and the play recap, and exits with ansible-playbook's return code.
 """
@@ -10,6 +12,7 @@ import argparse
 import re
 import sys
 
+from labkit_cluster import report
 from labkit_cluster.lab import CLUSTER_PLAYBOOK, Lab
 from labkit_cluster.progress import Progress
 
@@ -18,6 +21,9 @@ COLOR = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["report"]:
+        return report.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m labkit_cluster", description=__doc__.splitlines()[0])
     parser.add_argument("-i", "--inventory", required=True)
     parser.add_argument("--playbook", default=str(CLUSTER_PLAYBOOK))

@@ -27,6 +27,7 @@ _PASSED_ENV = (
     "PATH",
     "HOME",
     "LABKIT_CACHE",
+    "LABKIT_REPORT_DIR",
 )
 
 
@@ -36,6 +37,7 @@ class RunResult:
     stdout: str
     stats: dict
     events: list = field(repr=False)
+    report: dict | None = field(default=None, repr=False)  # Lab.provision sets it: the lab report after the run
 
     def _stat(self, kind: str, host: str) -> int:
         return int(self.stats.get(kind, {}).get(host, 0))
@@ -108,8 +110,10 @@ def run(
     on_event: Callable[[dict], None] | None = None,
     timeout: int | None = None,
     quiet: bool = True,
+    report_dir: str | os.PathLike | None = None,
 ) -> RunResult:
-    """Run playbook against inventory; args are more ansible-playbook options, as a list of words."""
+    """Run playbook against inventory; args are more ansible-playbook options, as a list of words.
+    report_dir: where the lab_report callback writes the lab report (cluster.yml's last play)."""
     _check_inputs(limit=limit, tags=tags, skip_tags=skip_tags, extra_vars=extra_vars)
     cmdline = [*args]
     if tags:
@@ -126,6 +130,8 @@ def run(
     envvars = {key: os.environ[key] for key in _PASSED_ENV if key in os.environ}
     envvars.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
     envvars["ANSIBLE_ROLES_PATH"] = str(ROOT / "roles")
+    if report_dir is not None:
+        envvars["LABKIT_REPORT_DIR"] = str(Path(report_dir).resolve())
 
     def handler(event: dict) -> bool:
         if on_event is not None:
