@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -236,13 +237,40 @@ class GuestRun:
             )
         return proc
 
+    def sshd_banner(self, timeout: float) -> bool:
+        """Whether the guest's sshd sends its banner within timeout.
+
+        QEMU's user-mode network accepts a connection on the forwarded port at once, guest up or not,
+        and retries its SYN to the guest with TCP's back-off: a connection made while the guest boots
+        is answered seconds after sshd starts (ssh waits up to its ConnectTimeout for the banner). A
+        fresh short probe each time sees sshd within a fraction of a second of its start.
+        """
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as sock:
+                sock.settimeout(timeout)
+                return sock.recv(8).startswith(b"SSH-")
+        except OSError:
+            return False
+
+    def wait_sshd(self, deadline: float) -> bool:
+        """Probe for sshd's banner until the monotonic deadline; the probe's timeout grows (a guest
+        under load may take seconds to fork sshd for a connection)."""
+        probe = 2.0
+        while time.monotonic() < deadline:
+            if self.sshd_banner(probe):
+                return True
+            probe = min(probe + 1, 10.0)
+            time.sleep(0.3)
+        return False
+
     def wait_ssh(self, timeout: float, pid: int | None = None) -> float:
         """Wait until sshd in the guest runs a command; return the seconds it took."""
         started = time.monotonic()
         while True:
+            self.wait_sshd(min(started + timeout, time.monotonic() + 5))
             try:
                 proc = subprocess.run(
-                    self.ssh_argv("true", ["-o", "ConnectTimeout=5"]),
+                    self.ssh_argv("true"),
                     capture_output=True,
                     stdin=subprocess.DEVNULL,
                     timeout=30,
@@ -259,7 +287,7 @@ class GuestRun:
                     f"{self.name}: no SSH answer on 127.0.0.1:{self.port} within {timeout:.0f} s; "
                     f"the guest console is in {self.console_log}:\n{console_tail(self.console_log)}"
                 )
-            time.sleep(1)
+            time.sleep(0.3)
 
 
 def console_tail(path: Path, lines: int = 15) -> str:

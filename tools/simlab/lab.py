@@ -156,13 +156,14 @@ class Lab:
         timeout = timeout or self.spec.guests[host].boot_timeout
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            run.wait_sshd(deadline)
             try:
                 proc = run.ssh("cat /proc/sys/kernel/random/boot_id", check=False, timeout=30)
             except SimlabError:  # sshd half up or half down: try again
                 continue
             if proc.returncode == 0 and proc.stdout.strip() not in ("", boot_id.strip()):
                 return
-            time.sleep(2)
+            time.sleep(0.5)
         tail = console_tail(run.console_log)
         raise SimlabError(f"{host} did not come back from a reboot within {timeout} s:\n{tail}")
 
