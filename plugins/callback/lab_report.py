@@ -43,9 +43,13 @@ import os
 
 from ansible.plugins.callback import CallbackBase
 from ansible_collections.labkit.cluster.plugins.module_utils import lab_report
-from ansible_collections.labkit.cluster.plugins.module_utils.atomic_file import atomic_write
+from ansible_collections.labkit.cluster.plugins.module_utils.atomic_file import atomic_write, locked
 
 FACT = "lab_report_host"
+
+
+def _new_host():
+    return {"failure": None, "last_change": None, "state": None}
 
 
 def _now():
@@ -67,10 +71,10 @@ class CallbackModule(CallbackBase):
 
     def _host(self, result):
         if getattr(result._host, "implicit", False):  # the implicit localhost of cluster.yml's summary
-            return {"failure": None, "last_change": None, "state": None}
+            return _new_host()
         if self._inventory_dir is None:
             self._inventory_dir = result._host.get_vars().get("inventory_dir")
-        return self._hosts.setdefault(result._host.get_name(), {"failure": None, "last_change": None, "state": None})
+        return self._hosts.setdefault(result._host.get_name(), _new_host())
 
     def v2_playbook_on_start(self, playbook):
         self._playbook = os.path.basename(playbook._file_name)
@@ -127,16 +131,20 @@ class CallbackModule(CallbackBase):
                 status = "changed" if summary["changed"] else "ok"
             run["hosts"][name] = dict(host, status=status, changed=summary["changed"])
         path = os.path.join(directory, "lab-report.json")
+        # read, merge and write under one lock: two runs against one inventory must not lose each other's rows
+        with locked(path):
+            report = lab_report.merge(self._read(path), run)
+            atomic_write(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
+            atomic_write(os.path.join(directory, "lab-report.md"), lab_report.to_markdown(report))
+            atomic_write(os.path.join(directory, "lab-report.html"), lab_report.to_html(report))
+        self._display.display("lab report: %s (.md, .html)" % path)
+
+    def _read(self, path):
+        if not os.path.exists(path):
+            return None
         try:
-            previous = None
-            if os.path.exists(path):
-                with open(path) as handle:
-                    previous = json.load(handle)
+            with open(path) as handle:
+                return json.load(handle)
         except ValueError as exc:
             self._display.warning("lab_report: %s is not JSON (%s); starting a new report" % (path, exc))
-            previous = None
-        report = lab_report.merge(previous, run)
-        atomic_write(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
-        atomic_write(os.path.join(directory, "lab-report.md"), lab_report.to_markdown(report))
-        atomic_write(os.path.join(directory, "lab-report.html"), lab_report.to_html(report))
-        self._display.display("lab report: %s (.md, .html)" % path)
+            return None
