@@ -86,7 +86,7 @@ def _run(count: int, artifact: Path, cache: Path) -> dict:
 
 
 def main() -> None:
-    artifact = artifacts.artifact("good")
+    artifact = artifacts.artifact()
     cache = Path(tempfile.gettempdir()) / "labkit-bench-rpi-kernel-cache"
     load_before = os.getloadavg()
     rows = [_run(count, artifact, cache) for count in SIZES]

@@ -31,6 +31,12 @@ FRAGMENTS = [FIXTURES / "kernel" / "sim-guest-x86_64.config", FIXTURES / "kernel
 # playbooks/dcpim.yml's default for dcPIM's kernel; kernel_build gets it too so both make the same .config.
 CONFIG = {"DEBUG_INFO": "n"}
 LOCALVERSION = "-labkit-suite"
+# The suite kernel that cannot boot a sim guest: a built-in command line (overriding the boot loader's) names a
+# root disk no guest has, and panic=-1 resets at once. Symbols that common headers test (a missing VIRTIO_BLK drops
+# SG_POOL; PANIC_TIMEOUT) would recompile nearly all of the shared build directory; the command line touches a
+# few files. The dcPIM trial boot (GRUB) and the rpi_kernel test (Pi firmware) fall back from it.
+NO_ROOT_FRAGMENT = FIXTURES / "kernel" / "no-root.config"
+NO_ROOT_LOCALVERSION = "-labkit-noroot"
 TARGETS = ["bzImage", "modules"]
 
 
@@ -62,6 +68,15 @@ def kernel_build_vars(**overrides) -> dict:
     }
     variables.update(overrides)
     return variables
+
+
+def no_root_kernel_vars(**overrides) -> dict:
+    """kernel_build's variables for the suite kernel that panics for want of its root disk."""
+    return kernel_build_vars(
+        kernel_build_config_fragments=[*(str(f) for f in FRAGMENTS), str(NO_ROOT_FRAGMENT)],
+        kernel_build_localversion=NO_ROOT_LOCALVERSION,
+        **overrides,
+    )
 
 
 def dcpim_kernel_vars(**overrides) -> dict:

@@ -11,7 +11,8 @@ with the demo patch as a site patch (dcpim_kernel_extra_patches). test_kernel_bu
 earlier in the same work unit, so build-good finds it and builds nothing; dp-3 gets the artifact and its
 headers tree from grub_kernel, and dcpim_module builds the module against it after the trial boot.
 build-broken builds the same kernel with a built-in command line naming a root disk the guest does not
-have (incrementally, in the same build directory; builders build one after the other): dp-4 takes it, panics, resets
+have (suite_kernel's no-root variant, which test_rpi_kernel's Pi falls back from too; built incrementally, in the
+same build directory; builders build one after the other): dp-4 takes it, panics, resets
 (panic=-1) into GRUB's saved default, the old kernel, and is reported failed. The kernels have no
 initramfs: Debian's update-grub then names the root by device (root=/dev/vda2), which the kernel
 resolves itself.
@@ -42,15 +43,6 @@ def lab(tmp_path_factory):
     url = make_repo(base / "repo")
     directory = base / "inventory"
     shutil.copytree(ROOT / "inventories" / "sim" / "group_vars", directory / "group_vars")
-    # dp-4: the same kernel told to mount a disk it does not have. Symbols that common headers test (a
-    # missing VIRTIO_BLK drops SG_POOL; PANIC_TIMEOUT) would recompile nearly all of the shared build
-    # directory; the built-in command line touches a few files. panic=-1 resets at once, as the guests' GRUB does.
-    broken = base / "no-root.config"
-    broken.write_text(
-        "CONFIG_CMDLINE_BOOL=y\n"
-        'CONFIG_CMDLINE="root=/dev/vdz9 console=ttyS0,115200 panic=-1"\n'
-        "CONFIG_CMDLINE_OVERRIDE=y\n"
-    )
     # the controller as it runs test_kernel_build (its user, its Python), so both share the suite kernel's cache
     builder = {
         "ansible_connection": "local",
@@ -62,8 +54,11 @@ def lab(tmp_path_factory):
         "build-broken": {
             **builder,
             **suite_kernel.dcpim_kernel_vars(
-                dcpim_kernel_config_fragments=[*(str(f) for f in suite_kernel.FRAGMENTS), str(broken)],
-                dcpim_kernel_localversion="-dcpim-broken",
+                dcpim_kernel_config_fragments=[
+                    *(str(f) for f in suite_kernel.FRAGMENTS),
+                    str(suite_kernel.NO_ROOT_FRAGMENT),
+                ],
+                dcpim_kernel_localversion=suite_kernel.NO_ROOT_LOCALVERSION,
             ),
         },
     }
@@ -159,7 +154,7 @@ def test_kernel_that_does_not_come_back_leaves_the_old_one(lab, trial):
     guest = lab["lab"]
     assert guest.ssh("dp-4", "uname -r").stdout.strip() == lab["before"]["dp-4"]
     env = guest.ssh("dp-4", "grub-editenv - list").stdout
-    assert "-dcpim-broken" not in env, env
+    assert suite_kernel.NO_ROOT_LOCALVERSION not in env, env
     # OVMF, GRUB, the trial kernel's panic, GRUB again (its one-shot entry spent), the old kernel
     text = console(lab, "dp-4")
     assert "Kernel panic" in text and "VFS: Unable to mount root" in text

@@ -28,17 +28,20 @@ SHARED = {
     "nrk_baremetal": ("report",),
 }
 HOST_SETUP_SHARED = ("host_platform",)
-# playbooks/dcpim.yml: `--tags dcpim_module` runs all of it, the kernel's build and install included.
-COMPOSED = {"dcpim_module": {"kernel_build", "grub_kernel"}}
+# `--tags dcpim_module` (playbooks/dcpim.yml) and `--tags rpi_kernel` (playbooks/rpi_kernel.yml) run all of it, the
+# kernel's build and install included.
+COMPOSED = {"dcpim_module": {"kernel_build", "grub_kernel"}, "rpi_kernel": {"kernel_build"}}
+# Tags across roles in cluster.yml, and the roles each selects.
+CROSS_ROLE = {"kernels": {"kernel_build", "rpi_kernel", "grub_kernel"}, "modules": {"web10g_dlkm", "dcpim_module"}}
 # Roles that run under every tag selection.
 EVERY_RUN = {"lab_report"}
 PLAYBOOKS = {
-    # rpi_kernel in its own play of cluster.yml (for the Pis with an artifact); its other roles come from the
-    # playbooks it imports, checked below
+    # cluster.yml: its own play (lab_base), and rpi_kernel through its import; its other roles come from the playbooks
+    # it imports, checked below
     "cluster.yml": ["lab_base", "rpi_kernel"],
     "dcpim.yml": ["kernel_build", "grub_kernel", "dcpim_module"],
     "grub_kernel.yml": ["grub_kernel"],
-    "rpi_kernel.yml": ["rpi_kernel"],
+    "rpi_kernel.yml": ["kernel_build", "rpi_kernel"],
     "web10g.yml": ["web10g_dlkm", "web10g_userland"],
     "nrk_baremetal.yml": ["nrk_baremetal"],
     "host_setup": ["nrk_baremetal"],  # the entry point, through a playbook of the test's own
@@ -160,3 +163,9 @@ def test_other_roles_tags_run_none_of_its_roles(list_tasks, playbook):
     other = sorted(t for t in ALL_TAGS if not any(t == r or t.startswith(f"{r}_") for r in ours))
     listed = [f"{r} : {name}" for r, name, _ in list_tasks(playbook, ",".join(other))]
     assert not listed, f"{playbook} --tags <other roles' tags> lists {listed}"
+
+
+@pytest.mark.parametrize("tag", sorted(CROSS_ROLE))
+def test_cross_role_tags_select_exactly_their_roles(list_tasks, tag):
+    listed = {r for r, _, _ in list_tasks("cluster.yml", tag)} - EVERY_RUN
+    assert listed == CROSS_ROLE[tag], f"cluster.yml --tags {tag} lists the roles {sorted(listed)}"

@@ -63,6 +63,15 @@ class RunResult:
                 found.append(data.get("res", {}))
         return found
 
+    def changed_tasks(self, host: str) -> list[str]:
+        """Names of the tasks that reported changed on host: what an idempotence failure names."""
+        names = []
+        for event in self.events:
+            data = event.get("event_data", {})
+            if event.get("event") == "runner_on_ok" and data.get("host") == host and data.get("res", {}).get("changed"):
+                names.append(data.get("task", "?"))
+        return names
+
     def result(self, host: str, task_name: str) -> dict:
         res = self.results(host, task_name)
         assert res, f"task {task_name!r} did not run on {host}:\n{self.stdout[-4000:]}"
