@@ -2,6 +2,8 @@
 (local connection), so the events, stats and the command line's progress come from Ansible itself."""
 
 import os
+import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 from labkit_cluster import Lab
 from labkit_cluster.progress import Progress
+from labkit_cluster.table import Table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,6 +74,111 @@ def test_command_line_prints_progress_and_the_recap(local_lab):
     assert any("h1" in line and "changed" in line and "Change something" in line for line in progress), proc.stderr
     assert any("h2" in line and "failed" in line and "h2 refuses on purpose" in line for line in progress), proc.stderr
     assert not any("h1" in line and "Fail on h2" in line for line in progress)  # skipped results stay quiet
+
+
+ROLE_PLAY = """\
+- name: Two local hosts through two roles
+  hosts: all
+  gather_facts: false
+  roles:
+    - role: quiet
+    - role: demo
+"""
+
+
+CHANGE = """\
+- name: Change something
+  ansible.builtin.command: "true"
+  changed_when: inventory_hostname == 'h1'
+"""
+FAIL = """\
+- name: Fail on h2
+  ansible.builtin.fail:
+    msg: h2 refuses on purpose
+  when: inventory_hostname == 'h2'
+"""
+ROLE_TASKS = {"quiet": CHANGE, "demo": CHANGE + FAIL}
+
+
+@pytest.fixture
+def role_lab(local_lab, tmp_path):
+    inventory, playbook = local_lab
+    for role, tasks in ROLE_TASKS.items():
+        (tmp_path / "roles" / role / "tasks").mkdir(parents=True)
+        (tmp_path / "roles" / role / "tasks" / "main.yml").write_text("---\n" + tasks)
+    playbook.write_text(ROLE_PLAY)
+    return inventory, playbook
+
+
+class Terminal:
+    def __init__(self):
+        self.text = ""
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+def test_table_has_a_row_per_host_and_a_column_per_role(role_lab):
+    inventory, playbook = role_lab
+    events = []
+    Lab(inventory, playbook).provision(limit="h1,h2", on_event=events.append)
+    terminal = Terminal()
+    table = Table(terminal, interval=0, height=20)
+    for event in events:
+        table(event)
+    header, h1, h2 = table.lines()[:3]
+    assert header.split() == ["host", "quiet", "demo"], table.lines()
+    assert h1.split() == ["h1", "changed", "changed"] and h2.split() == ["h2", "ok", "FAILED"], table.lines()
+    assert "h2: FAILED Fail on h2: h2 refuses on purpose" in table.lines()
+    # every draw but the first goes back over the previous one; the final one stays on screen
+    draws = len(re.findall(r"\] \d+ hosts\n", terminal.text))
+    assert draws > 1 and terminal.text.count("\x1b[J") == draws - 1, terminal.text
+    assert table.drawn == 0
+
+
+def test_table_shows_the_hosts_that_failed_or_run_when_the_lab_does_not_fit():
+    table = Table(Terminal(), interval=3600, height=6)
+    for n in range(30):
+        table({"event": "runner_on_ok", "event_data": {"host": f"pi{n:02}", "role": "lab_base", "res": {}}})
+    table(
+        {
+            "event": "runner_on_failed",
+            "event_data": {"host": "pi17", "role": "rpi_kernel", "task": "Trial", "res": {"msg": "fell back"}},
+        }
+    )
+    table({"event": "runner_on_start", "event_data": {"host": "pi23", "role": "rpi_kernel"}})
+    rows = table.lines()
+    assert rows[1].split() == ["pi17", "ok", "FAILED"] and rows[2].split() == ["pi23", "ok", "…"], rows
+    assert "… and 28 more hosts" in rows and "pi17: FAILED Trial: fell back" in rows
+
+
+def test_command_line_draws_the_table_on_a_terminal(role_lab):
+    inventory, playbook = role_lab
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labkit_cluster", "-i", str(inventory), "--playbook", str(playbook), "--limit", "h1,h2"],
+        stdout=subprocess.PIPE, stderr=secondary, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "tools"), "TERM": "xterm"},
+    )  # fmt: skip
+    os.close(secondary)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the pty's other end closed
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    stdout, _ = proc.communicate(timeout=300)
+    os.close(primary)
+    screen = drawn.decode(errors="replace")
+    assert proc.returncode == 2 and "PLAY RECAP" in stdout
+    assert "host" in screen and "quiet" in screen and "FAILED" in screen, screen
+    assert "h2 refuses on purpose" in screen
 
 
 def test_progress_lines_name_host_status_and_task():

@@ -2,19 +2,22 @@
 
 `python -m labkit_cluster report [options]` prints the lab report instead (labkit_cluster.report).
 
-Prints each changed, failed or unreachable task result as it happens, then cluster.yml's per-host
-summary and the play recap, and exits with ansible-playbook's return code.
+On a terminal, a host-by-subsystem table updated as the run goes (labkit_cluster.table); elsewhere, a line for
+each changed, failed or unreachable task result as it happens (labkit_cluster.progress). Then cluster.yml's
+per-host summary and the play recap; exits with ansible-playbook's return code.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 
 from labkit_cluster import report
 from labkit_cluster.lab import CLUSTER_PLAYBOOK, Lab
 from labkit_cluster.progress import Progress
+from labkit_cluster.table import Table
 
 SUMMARY_TASK = "Print one line per lab host"  # cluster.yml's last task, on localhost
 COLOR = re.compile(r"\x1b\[[0-9;]*m")
@@ -28,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-i", "--inventory", required=True)
     parser.add_argument("--playbook", default=str(CLUSTER_PLAYBOOK))
     options, rest = parser.parse_known_args(argv)
-    result = Lab(options.inventory, options.playbook).provision(args=rest, on_event=Progress())
+    live = sys.stderr.isatty() and os.environ.get("TERM", "dumb") != "dumb"
+    result = Lab(options.inventory, options.playbook).provision(args=rest, on_event=Table() if live else Progress())
     for line in (result.results("localhost", SUMMARY_TASK) or [{}])[-1].get("msg", []):
         sys.stdout.write(f"{line}\n")
     recap = result.stdout[result.stdout.rfind("PLAY RECAP") :] if "PLAY RECAP" in result.stdout else result.stdout
