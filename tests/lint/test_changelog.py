@@ -4,6 +4,7 @@
 collection laid out as ansible_collections/labkit/cluster (antsibull-changelog finds new plugins with
 ansible-doc there), so the checkout's fragments stay unreleased."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,9 @@ TOOL = Path(sys.executable).with_name("antsibull-changelog")
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(TOOL), *args], cwd=cwd, check=False, capture_output=True, text=True, timeout=300)
+    # ansible-doc (which finds the new plugins) from the same venv
+    env = {**os.environ, "PATH": f"{TOOL.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run([str(TOOL), *args], cwd=cwd, env=env, check=False, capture_output=True, text=True, timeout=300)
 
 
 def test_fragments_pass_antsibull_changelog_lint():
