@@ -21,7 +21,9 @@ TOOL = Path(sys.executable).with_name("antsibull-changelog")
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     # ansible-doc (which finds the new plugins) from the same venv
     env = {**os.environ, "PATH": f"{TOOL.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run([str(TOOL), *args], cwd=cwd, env=env, check=False, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(TOOL), *args], cwd=cwd, env=env, check=False, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_fragments_pass_antsibull_changelog_lint():
