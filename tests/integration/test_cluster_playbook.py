@@ -97,7 +97,7 @@ def test_report_has_a_row_per_host_with_its_state(runs, lab):
         assert row["kernel"]["running"] == lab.kernel_release
         assert row["address"] == lab.guests[name].lab_address
     pi = report["hosts"]["sim-pi1"]
-    assert pi["groups"] == ["rpi"] and pi["kernel"]["loader"] == "rpi-firmware"
+    assert pi["groups"] == ["rpi", "web10g_hosts"] and pi["kernel"]["loader"] == "rpi-firmware"
     assert pi["kernel"]["committed"] == "kernel8.img" and pi["kernel"]["trial_pending"] is False
     for name in lab.bmcs:
         assert report["hosts"][name]["bmc"]["power"] in ("On", "Off")
