@@ -19,7 +19,9 @@ resolves itself.
 The lab is also simlab's own test of the uefi firmware (its guests boot from their own disks).
 """
 
+import json
 import os
+import shlex
 import shutil
 
 import pytest
@@ -144,6 +146,20 @@ def test_trial_boot_commits_the_kernel(lab, trial):
     env = guest.ssh("dp-3", "grub-editenv - list").stdout
     assert "saved_entry=gnulinux-advanced-" in env and f"-{release}-advanced-" in env, env
     assert "next_entry=\n" in env + "\n" or "next_entry" not in env, env
+
+
+def test_lab_report_probe_reads_the_committed_artifact_and_its_fallback(lab, trial):
+    """lab_report's probe (what cluster.yml's last play runs) on the host that committed and the one that fell back."""
+    probe = (ROOT / "roles" / "lab_report" / "files" / "probe.py").read_text()
+    guest = lab["lab"]
+    committed = json.loads(guest.ssh("dp-3", f"python3 -c {shlex.quote(probe)}").stdout)["kernel"]
+    result = trial.result("dp-3", "Publish the result")["ansible_facts"]["grub_kernel_result"]
+    assert committed["loader"] == "grub" and committed["running"] == result["release"], committed
+    # the artifact id is the first 16 hex digits of its hash (docs/artifact.md)
+    assert committed["artifact"] and result["hash"].startswith(committed["artifact"]), (committed, result)
+    assert committed["fallback"] == lab["before"]["dp-3"] and committed["trial_pending"] is False, committed
+    kept = json.loads(guest.ssh("dp-4", f"python3 -c {shlex.quote(probe)}").stdout)["kernel"]
+    assert kept["running"] == lab["before"]["dp-4"] and kept["artifact"] is None and not kept["trial_pending"], kept
 
 
 def test_kernel_that_does_not_come_back_leaves_the_old_one(lab, trial):

@@ -47,13 +47,19 @@ def rpi_boot(config):
     }
 
 
-def grub_boot(grubenv):
+def grub_boot(grubenv, record_path="/var/lib/labkit/grub_kernel/committed.json"):
     env = dict(line.split("=", 1) for line in conf_lines(grubenv) if "=" in line)
+    try:
+        record = json.loads(read(record_path) or "{}")
+    except ValueError:
+        record = {}
+    # grub_kernel's record of the kernel it committed; it speaks for GRUB's default only while it names it
+    ours = isinstance(record, dict) and record.get("entry") and record.get("entry") == env.get("saved_entry")
     return {
         "loader": "grub",
         "committed": env.get("saved_entry"),
-        "artifact": None,
-        "fallback": None,
+        "artifact": record.get("id") if ours else None,
+        "fallback": record.get("previous") if ours else None,
         "trial_pending": bool(env.get("next_entry")),
     }
 
