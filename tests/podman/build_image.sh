@@ -17,6 +17,8 @@ VARIANT=minbase
 # systemd runs as PID 1 (the roles manage services); python3-apt lets ansible.builtin.package/apt
 # work without first installing it from the network.
 PACKAGES=python3,python3-apt,sudo,systemd,systemd-sysv,dbus,procps,iproute2
+# More packages for another image (LABKIT_MOLECULE_IMAGE names it): bench/lab_scale.py adds openssh-server.
+if [ -n "${LABKIT_IMAGE_EXTRA_PACKAGES:-}" ]; then PACKAGES=$PACKAGES,$LABKIT_IMAGE_EXTRA_PACKAGES; fi
 LABEL=org.labkit.inputs
 
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$HERE/containers.conf}
