@@ -79,11 +79,11 @@ def no_root_kernel_vars(**overrides) -> dict:
     )
 
 
-def dcpim_kernel_vars(**overrides) -> dict:
+def dcpim_kernel_vars(build: dict | None = None, **overrides) -> dict:
     """playbooks/dcpim.yml's variables of a dcPIM kernel builder that give the suite kernel (built on the controller):
-    kernel_build_vars()'s inputs, with dcPIM's own patch taken from its checkout (the default) and the demo patch as
-    a site patch."""
-    build = kernel_build_vars()
+    the inputs of build (default kernel_build_vars(); no_root_kernel_vars() for the kernel that panics), with dcPIM's
+    own patch taken from its checkout (the default) and the demo patch as a site patch."""
+    build = build or kernel_build_vars()
     variables = {
         "dcpim_kernel_workdir": build["kernel_build_workdir"],
         "dcpim_kernel_tarball_url": build["kernel_build_tarball_url"],

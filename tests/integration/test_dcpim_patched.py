@@ -55,13 +55,7 @@ def lab(tmp_path_factory):
         "build-good": {**builder, **suite_kernel.dcpim_kernel_vars()},
         "build-broken": {
             **builder,
-            **suite_kernel.dcpim_kernel_vars(
-                dcpim_kernel_config_fragments=[
-                    *(str(f) for f in suite_kernel.FRAGMENTS),
-                    str(suite_kernel.NO_ROOT_FRAGMENT),
-                ],
-                dcpim_kernel_localversion=suite_kernel.NO_ROOT_LOCALVERSION,
-            ),
+            **suite_kernel.dcpim_kernel_vars(suite_kernel.no_root_kernel_vars()),
         },
     }
     hosts = {
