@@ -47,6 +47,7 @@ def test_provision_returns_per_host_results_and_streams_events(local_lab):
     result = Lab(inventory, playbook).provision(limit="h1,h2", on_event=events.append)
     assert result.rc == 2
     assert result.hosts()["h1"]["changed"] == 1 and result.failed("h1") == 0
+    assert result.changed_tasks("h1") == ["Change something"] and result.changed_tasks("h2") == []
     assert result.failed("h2") == 1 and result.result("h2", "Fail on h2")["msg"] == "h2 refuses on purpose"
     assert [e["event"] for e in events].count("playbook_on_stats") == 1
     only_h1 = Lab(inventory, playbook).provision(limit="h1", extra_vars={"unused": [1, 2]})

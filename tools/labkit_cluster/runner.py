@@ -54,23 +54,24 @@ class RunResult:
         names = sorted({host for kind in _STAT_KINDS for host in self.stats.get(kind) or {}})
         return {host: {kind: self._stat(kind, host) for kind in _STAT_KINDS} for host in names}
 
-    def results(self, host: str, task_name: str) -> list[dict]:
-        """Module results (`res`) of every task named task_name on host, in order."""
-        found = []
+    def _host_results(self, host: str):
+        """(event kind, event_data) of every task result on host, in order."""
         for event in self.events:
             data = event.get("event_data", {})
-            if event.get("event") in RESULT_EVENTS and data.get("host") == host and data.get("task") == task_name:
-                found.append(data.get("res", {}))
-        return found
+            if event.get("event") in RESULT_EVENTS and data.get("host") == host:
+                yield event["event"], data
+
+    def results(self, host: str, task_name: str) -> list[dict]:
+        """Module results (`res`) of every task named task_name on host, in order."""
+        return [data.get("res", {}) for _, data in self._host_results(host) if data.get("task") == task_name]
 
     def changed_tasks(self, host: str) -> list[str]:
         """Names of the tasks that reported changed on host: what an idempotence failure names."""
-        names = []
-        for event in self.events:
-            data = event.get("event_data", {})
-            if event.get("event") == "runner_on_ok" and data.get("host") == host and data.get("res", {}).get("changed"):
-                names.append(data.get("task", "?"))
-        return names
+        return [
+            data.get("task", "?")
+            for kind, data in self._host_results(host)
+            if kind == "runner_on_ok" and data.get("res", {}).get("changed")
+        ]
 
     def result(self, host: str, task_name: str) -> dict:
         res = self.results(host, task_name)

@@ -70,7 +70,7 @@ class Table:
         if result in ("FAILED", "unreach"):
             message = str(res.get("msg", "")).splitlines()[0] if res.get("msg") else ""
             self.failures.append(f"{host}: {result} {data.get('task', '')}: {message}".rstrip(": "))
-        if _RANK[result] >= _RANK.get(cells.get(column, "skip"), 0) or column not in cells:
+        if _RANK[result] >= _RANK[cells.get(column, "skip")]:
             cells[column] = result
 
     def _interest(self, host: str) -> tuple:
