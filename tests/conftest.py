@@ -2,8 +2,10 @@
 tests are grouped for a parallel run (`./labkit test` runs pytest-xdist with `--dist loadgroup`)."""
 
 import contextlib
+import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,39 @@ def pytest_collection_modifyitems(session, config, items):
         if unit == SUITE_KERNEL:
             tests.sort(key=lambda item: _SUITE_KERNEL_MODULES.index(Path(str(item.fspath)).stem))
     items[:] = [item for unit in order for item in units[unit]]
+
+
+# LABKIT_TIMELINE=<file>: each worker appends one JSON line per test phase (worker, unit, test, phase,
+# start, end), so a run's idle and overlapping stretches can be read afterwards (bench/timeline.py).
+_TIMELINE = os.environ.get("LABKIT_TIMELINE", "")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    yield from _timed(item, "setup")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    yield from _timed(item, "call")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item):
+    yield from _timed(item, "teardown")
+
+
+def _timed(item, phase: str):
+    start = time.time()
+    yield
+    if _TIMELINE:
+        record = {
+            "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+            "unit": work_unit(item),
+            "test": item.nodeid,
+            "phase": phase,
+            "start": round(start, 2),
+            "end": round(time.time(), 2),
+        }
+        with open(_TIMELINE, "a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
