@@ -84,7 +84,7 @@ def _check_path(value, field):
     return value
 
 
-def _check_name(value, field):
+def check_name(value, field):
     if not isinstance(value, str) or not NAME.match(value):
         raise GuestError(
             f"{field}: {value!r} is not a name; use 1 to 31 lower-case letters, digits and '-', starting with a letter"
@@ -115,7 +115,7 @@ def validate_regions(regions):
     for index, region in enumerate(regions):
         field = f"ivshmem regions[{index}]"
         _unknown(region, IVSHMEM_KEYS, field)
-        name = _check_name(region.get("name"), f"{field}.name")
+        name = check_name(region.get("name"), f"{field}.name")
         if name in by_name:
             raise GuestError(f"{field}.name: region {name} is declared twice")
         size = parse_size(region.get("size", "2M"), f"{field}.size")
@@ -145,7 +145,7 @@ def _validate_cxl(cxl, field):
     for index, device in enumerate(devices):
         where = f"{field}.devices[{index}]"
         _unknown(device, CXL_DEVICE_KEYS, where)
-        name = _check_name(device.get("name", f"mem{index}"), f"{where}.name")
+        name = check_name(device.get("name", f"mem{index}"), f"{where}.name")
         if name in names:
             raise GuestError(f"{where}.name: device {name} is declared twice in this guest")
         names.add(name)
@@ -218,7 +218,7 @@ def validate_guest(guest, regions=None, qemu_version=None):
     """A checked copy of guest: sizes in bytes, defaults filled in. regions: validate_regions()'s
     result; qemu_version: (major, minor) of the QEMU that will run it, for version-bound features."""
     _unknown(guest, GUEST_KEYS, "guest")
-    name = _check_name(guest.get("name"), "name")
+    name = check_name(guest.get("name"), "name")
     field = f"guest {name}"
     memory = parse_size(guest.get("memory", "1G"), f"{field}: memory")
     if memory < 128 * MIB or memory % MIB:
@@ -272,7 +272,7 @@ def validate_guest(guest, regions=None, qemu_version=None):
     if not isinstance(ivshmem, list):
         raise GuestError(f"{field}: ivshmem must be a list of region names, got {ivshmem!r}")
     for index, region in enumerate(ivshmem):
-        _check_name(region, f"{field}: ivshmem[{index}]")
+        check_name(region, f"{field}: ivshmem[{index}]")
         if regions is None or region not in regions:
             known = ", ".join(sorted(regions or {})) or "none"
             raise GuestError(f"{field}: ivshmem[{index}] names region {region}, not one of the host's ({known})")
@@ -317,11 +317,20 @@ def _cxl_args(guest, files, qemu_version):
 
 
 def qemu_argv(
-    guest, regions, *, run_dir, files_dir, qemu="qemu-system-x86_64", qemu_version=None, ivshmem_sockets=None
+    guest,
+    regions,
+    *,
+    run_dir,
+    files_dir,
+    console_log=None,
+    qemu="qemu-system-x86_64",
+    qemu_version=None,
+    ivshmem_sockets=None,
 ):
     """The command line of a validated guest. run_dir: its runtime directory (QMP and guest agent
-    sockets, console log); files_dir: where its persistent backing files live (CXL memory and label
-    storage areas); ivshmem_sockets: region name -> ivshmem-server socket, for doorbell regions."""
+    sockets); files_dir: where its persistent backing files live (CXL memory and label storage
+    areas); console_log: the serial console's log file (default run_dir/console.log);
+    ivshmem_sockets: region name -> ivshmem-server socket, for doorbell regions."""
     name = guest["name"]
     machine = guest["machine"] + (",cxl=on" if guest["cxl"] else "")
     memory = human(guest["memory"])
@@ -332,7 +341,8 @@ def qemu_argv(
     argv += ["-machine", machine, "-accel", guest["accel"], "-cpu", guest["cpu"]]
     argv += ["-smp", str(guest["cpus"]), "-m", memory, "-display", "none"]
     # the console goes to a log file; QMP and the guest agent listen on sockets in the run directory
-    argv += ["-chardev", f"file,id=console,path={run_dir}/console.log", "-serial", "chardev:console"]
+    console_log = console_log or f"{run_dir}/console.log"
+    argv += ["-chardev", f"file,id=console,path={console_log}", "-serial", "chardev:console"]
     argv += ["-qmp", f"unix:{run_dir}/qmp.sock,server=on,wait=off"]
     argv += [
         "-chardev",
@@ -375,3 +385,43 @@ def qemu_version(text):
     if not match:
         raise GuestError(f"cannot read the QEMU version from {text!r}")
     return int(match.group(1)), int(match.group(2))
+
+
+def systemd_word(arg):
+    """One argument of an ExecStart= line: systemd expands % specifiers and $ variables and splits on
+    whitespace, so double them, and quote what holds whitespace, quotes or backslashes."""
+    word = arg.replace("%", "%%").replace("$", "$$")
+    if word and not re.search(r"[\s\"'\\;]", word):
+        return word
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def unit_text(guest, argv, after=()):
+    """The systemd service of a guest: QEMU in the foreground; the runtime directory (sockets, pid)
+    is made at start and removed at stop, the backing files stay in the state directory."""
+    name = guest["name"]
+    ordering = " ".join(["network.target", *after])
+    lines = [
+        f"# labkit.cluster qemu_guest: guest {name}. Generated from the inventory; edit the inventory, not this file.",
+        "[Unit]",
+        f"Description=labkit QEMU guest {name}",
+        f"After={ordering}",
+    ]
+    if after:
+        lines.append(f"Requires={' '.join(after)}")
+    lines += [
+        "",
+        "[Service]",
+        "Type=simple",
+        f"RuntimeDirectory=labkit/qemu/{name}",
+        f"StateDirectory=labkit/qemu/{name}",
+        "LogsDirectory=labkit/qemu",
+        "ExecStart=" + " ".join(systemd_word(arg) for arg in argv),
+        # QEMU ends the guest at once on SIGTERM; give it time to flush its backing files
+        "TimeoutStopSec=30",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+    ]
+    return "\n".join(lines)
