@@ -22,6 +22,11 @@ CACHE = Path(os.environ.get("LABKIT_CACHE", Path.home() / ".cache" / "labkit"))
 BIN = Path(sys.executable).parent
 MOLECULE_TIMEOUT = 1200
 SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
+# Images other than build_image.sh's default, by name: the packages they add.
+EXTRA_IMAGES = {
+    # qemu_host: Debian's QEMU, and Debian's cloud kernel (with its initramfs) for the guests
+    "localhost/labkit-debian:bookworm-qemu": "qemu-system-x86,linux-image-cloud-amd64",
+}
 
 pytestmark = [pytest.mark.molecule, pytest.mark.slow]
 
@@ -46,9 +51,26 @@ def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def _platforms(scenario: str) -> list[dict]:
+    return yaml.safe_load((ROOT / "molecule" / scenario / "molecule.yml").read_text()).get("platforms", [])
+
+
 def _instances(scenario: str) -> list[str]:
-    data = yaml.safe_load((ROOT / "molecule" / scenario / "molecule.yml").read_text())
-    return [p["name"] for p in data.get("platforms", [])]
+    return [p["name"] for p in _platforms(scenario)]
+
+
+def _build_extra_images(scenario: str) -> None:
+    for image in {p["image"] for p in _platforms(scenario)} & set(EXTRA_IMAGES):
+        env = {**_env(), "LABKIT_MOLECULE_IMAGE": image, "LABKIT_IMAGE_EXTRA_PACKAGES": EXTRA_IMAGES[image]}
+        done = subprocess.run(
+            [str(ROOT / "tests" / "podman" / "build_image.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        assert done.returncode == 0, f"image {image} failed to build\n{done.stdout}\n{done.stderr}"
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +83,7 @@ def molecule_image():
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_molecule_scenario(scenario, molecule_image):
+    _build_extra_images(scenario)
     cmd = [str(BIN / "molecule"), "test", "-s", scenario]
     try:
         result = _run(cmd, timeout=MOLECULE_TIMEOUT)
