@@ -77,7 +77,7 @@ def _check_text(value, field, allow_empty=False):
     return value
 
 
-def _check_path(value, field):
+def check_path(value, field):
     _check_text(value, field)
     if not value.startswith("/") or "/../" in value + "/" or "," in value:
         raise GuestError(f"{field}: {value!r} must be an absolute path without '..' or ','")
@@ -127,7 +127,7 @@ def validate_regions(regions):
         by_name[name] = {
             "name": name,
             "size": size,
-            "path": _check_path(region["path"], f"{field}.path") if "path" in region else "",
+            "path": check_path(region["path"], f"{field}.path") if "path" in region else "",
             "doorbell": doorbell,
             "vectors": _check_int(region.get("vectors", 1), f"{field}.vectors", 1, 64),
         }
@@ -245,7 +245,7 @@ def validate_guest(guest, regions=None, qemu_version=None):
             raise GuestError(f"{field}: {key} {out[key]!r} takes one value; put options in extra_args")
     for key in ("kernel", "initrd", "disk"):
         if guest.get(key):
-            out[key] = _check_path(guest[key], f"{field}: {key}")
+            out[key] = check_path(guest[key], f"{field}: {key}")
     if not out["kernel"] and not out["disk"]:
         raise GuestError(f"{field}: give a kernel (and initrd) to boot directly, or a disk to boot from")
     if out["initrd"] and not out["kernel"]:
@@ -361,8 +361,6 @@ def qemu_argv(
         argv += ["-drive", f"file={guest['disk']},if=virtio,format={guest['disk_format']}"]
     if guest["ssh_port"]:
         argv += ["-nic", f"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{guest['ssh_port']}-:22"]
-    if guest["cxl"]:
-        argv += _cxl_args(guest, files_dir, qemu_version)
     for region_name in guest["ivshmem"]:
         region = regions[region_name]
         if region["doorbell"]:
@@ -376,6 +374,9 @@ def qemu_argv(
                 raise GuestError(f"guest {name}: ivshmem region {region_name} has no path for its shared file")
             argv += _file_backend(f"ivshmem-{region_name}", region["path"], region["size"])
             argv += ["-device", f"ivshmem-plain,memdev=ivshmem-{region_name}"]
+    if guest["cxl"]:
+        # last: QEMU puts a device without a bus on the newest bus, and only bridges fit a pxb-cxl
+        argv += _cxl_args(guest, files_dir, qemu_version)
     return argv + guest["extra_args"]
 
 

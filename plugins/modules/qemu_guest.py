@@ -130,7 +130,7 @@ from ansible_collections.labkit.cluster.plugins.module_utils import qemu_guest a
 RUN_DIR = "/run/labkit/qemu"
 STATE_DIR = "/var/lib/labkit/qemu"
 LOG_DIR = "/var/log/labkit/qemu"
-UNIT_NAME = r"^[A-Za-z0-9:_.@-]+\.(service|socket|mount|target)$"
+UNIT_NAME = r"^[A-Za-z0-9:_.@\\-]+\.(service|socket|mount|target)$"
 
 
 class QemuGuest:

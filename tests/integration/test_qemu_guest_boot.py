@@ -99,8 +99,10 @@ def test_cxl_devices_behind_two_host_bridges_are_memdevs_in_the_guest(kernel, tm
         "accel": "tcg",
         "cpu": "qemu64",
         "cxl": {"host_bridges": 2, "devices": [{"name": "a", "size": "256M"}, {"name": "b", "host_bridge": 1}]},
+        "ivshmem": ["shm0"],  # a PCI device beside the CXL topology
     }
-    console = _boot(kernel, tmp_path, definition, append="labkit.modules=" + ",".join(CXL_MODULES))
+    regions = [{"name": "shm0", "size": "2M", "path": str(tmp_path / "shm0")}]
+    console = _boot(kernel, tmp_path, definition, regions, append="labkit.modules=" + ",".join(CXL_MODULES))
     assert _marked(console, "LABKIT modprobe-failed") == [], console[-3000:]
     found = _marked(console, "LABKIT cxl-devices:")
     assert found, console[-3000:]

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("LABKIT_CACHE", Path.home() / ".cache" / "labkit"))
 BIN = Path(sys.executable).parent
 MOLECULE_TIMEOUT = 1200
+HUGEPAGES = Path("/proc/sys/vm/nr_hugepages")
 SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
 # Images other than build_image.sh's default, by name: the packages they add.
 EXTRA_IMAGES = {
@@ -84,6 +85,8 @@ def molecule_image():
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_molecule_scenario(scenario, molecule_image):
     _build_extra_images(scenario)
+    # A privileged scenario may reserve huge pages, which belong to the machine: give them back after.
+    hugepages = HUGEPAGES.read_text() if HUGEPAGES.exists() else None
     cmd = [str(BIN / "molecule"), "test", "-s", scenario]
     try:
         result = _run(cmd, timeout=MOLECULE_TIMEOUT)
@@ -94,5 +97,7 @@ def test_molecule_scenario(scenario, molecule_image):
         # it is killed; remove them by name either way so that nothing is left running.
         for name in _instances(scenario):
             subprocess.run(["podman", "rm", "--force", "--ignore", name], env=_env(), capture_output=True, check=False)
+        if hugepages is not None and HUGEPAGES.read_text() != hugepages:
+            HUGEPAGES.write_text(hugepages)
     output = f"{result.stdout[-20000:]}\n{result.stderr[-20000:]}"
     assert result.returncode == 0, f"{' '.join(cmd)} exited {result.returncode}\n{output}"

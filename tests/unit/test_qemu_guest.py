@@ -192,3 +192,12 @@ def test_qemu_version():
     assert q.qemu_version("QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)") == (7, 2)
     with pytest.raises(q.GuestError, match="cannot read the QEMU version"):
         q.qemu_version("qemu: command not found")
+
+
+def test_cxl_comes_after_every_other_device():
+    # QEMU places a device without a bus on the newest bus; a pxb-cxl takes only bridges
+    regions = [{"name": "shm0", "path": "/dev/hugepages/shm0"}]
+    args = argv(guest(cxl={"devices": [{}]}, ivshmem=["shm0"], ssh_port=2300), regions)
+    first_cxl = args.index("pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.0")
+    assert args.index("ivshmem-plain,memdev=ivshmem-shm0") < first_cxl
+    assert max(i for i, arg in enumerate(args) if arg == "-nic") < first_cxl
