@@ -40,23 +40,24 @@ SUITE_KERNEL = "suite_kernel"
 _SUITE_KERNEL_MODULES = ("test_kernel_build", "test_dcpim_patched")
 # Order of the units: the suite kernel first (from an empty cache its build is the longest step, and
 # it runs fastest while no guest competes for the CPU), then the units without guests, then those
-# with guests (marked `lab`); longest first within each (seconds with a warm cache, from
-# bench/results/suite.md), so the long ones start at once and the short ones fill in. A unit not
-# listed counts as short.
+# with guests (marked `lab`); longest first within each (seconds with a warm cache, from a run's
+# LABKIT_TIMELINE read by bench/timeline.py), so the long ones start at once and the short ones fill in.
+# A unit not listed counts as short.
 UNIT_SECONDS = {
-    SHARED_LAB: 700,
-    SUITE_KERNEL: 600,
-    "test_rpi_kernel": 300,
-    "test_web10g": 300,
-    "test_simlab_rpi": 250,
-    "test_dcpim_module": 200,
-    "test_molecule": 200,
-    "test_simlab_lifecycle": 120,
-    "test_nrk_baremetal": 100,
-    "test_lint": 100,
-    "test_playbook_tags": 60,
-    "test_idrac_power": 90,
-    "test_nrk_host_setup": 90,
+    SHARED_LAB: 610,
+    SUITE_KERNEL: 420,
+    "test_rpi_kernel": 380,
+    "test_molecule": 350,
+    "test_web10g": 350,
+    "test_dcpim_module": 245,
+    "test_simlab_rpi": 200,
+    "test_idrac_power": 60,
+    "test_nrk_host_setup": 60,
+    "test_lint": 55,
+    "test_simlab_lifecycle": 25,
+    "test_playbook_tags": 25,
+    "test_nrk_baremetal": 25,
+    "test_qemu_guest_boot": 15,
 }
 
 
