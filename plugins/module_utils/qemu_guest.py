@@ -5,7 +5,7 @@
 
 """QEMU guests declared as data: validation, and the QEMU command line they stand for.
 
-A guest is a mapping (docs/qemu-guests.md): name, memory, cpus, a kernel (and initrd, command line)
+A guest is a mapping (docs/modules/qemu_guest.md): name, memory, cpus, a kernel (and initrd, command line)
 or a disk, and devices: CXL type-3 memory devices (`cxl`) and inter-VM shared memory (`ivshmem`,
 naming regions the QEMU host declares). `validate_guest()` checks everything before anything is
 touched and names the field at fault; `qemu_argv()` turns a valid guest into the argument list of
@@ -240,8 +240,8 @@ def validate_guest(guest, regions=None, qemu_version=None):
         "ivshmem": [],
         "extra_args": [],
     }
-    for key in ("machine", "accel", "cpu"):
-        if "," in out[key] and key != "machine":
+    for key in ("accel", "cpu"):
+        if "," in out[key]:
             raise GuestError(f"{field}: {key} {out[key]!r} takes one value; put options in extra_args")
     for key in ("kernel", "initrd", "disk"):
         if guest.get(key):

@@ -13,7 +13,7 @@ module: qemu_guest
 short_description: Run a QEMU guest declared as data as a systemd service
 version_added: 0.1.0
 description:
-  - Validates a guest definition (docs/qemu-guests.md) before it touches anything, naming the field at
+  - Validates a guest definition (docs/modules/qemu_guest.md) before it touches anything, naming the field at
     fault, and turns it into the QEMU command line of a systemd service C(labkit-qemu-<name>.service).
   - A guest whose definition (and so its unit) is unchanged is left running as it is; a changed definition
     rewrites the unit and restarts that guest only.
@@ -35,7 +35,7 @@ options:
     description:
       - The guest definition; keys C(name), C(memory), C(cpus), C(kernel), C(initrd), C(append), C(disk),
         C(disk_format), C(machine), C(accel), C(cpu), C(ssh_port), C(cxl), C(ivshmem), C(extra_args)
-        (docs/qemu-guests.md). Unknown keys are refused.
+        (docs/modules/qemu_guest.md). Unknown keys are refused.
     type: dict
     required: true
   regions:

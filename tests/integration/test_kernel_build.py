@@ -28,6 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import busybox_initramfs
 import pytest
 import suite_kernel
 import yaml
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "kernel"
 WORKDIR = suite_kernel.WORKDIR
 TARBALL = suite_kernel.TARBALL
-BUSYBOX = Path("/bin/busybox")
+BUSYBOX = busybox_initramfs.BUSYBOX
 LOCALVERSION = suite_kernel.LOCALVERSION
 DEMO_PATCH = suite_kernel.DEMO_PATCH
 BAD_PATCH = FIXTURES / "patches" / "0002-bad-context.patch"
@@ -297,10 +298,7 @@ def test_headers_tree_builds_an_external_module_from_anywhere(x86_build, externa
 
 def _initramfs(artifact: dict, dest: Path, external_ko: Path) -> Path:
     """A busybox initramfs (uncompressed newc cpio: tinyconfig has no decompressors) that reports and reboots."""
-    root = dest / "root"
-    for sub in ("bin", "proc", "sys", "dev"):
-        (root / sub).mkdir(parents=True)
-    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+    root = busybox_initramfs.skeleton(dest / "root")
     modules = Path(artifact["resolved_files"]["modules"]) / "lib" / "modules"
     shutil.copytree(modules, root / "lib" / "modules", symlinks=True)
     shutil.copy2(external_ko, root / "lib" / external_ko.name)
@@ -318,17 +316,7 @@ def _initramfs(artifact: dict, dest: Path, external_ko: Path) -> Path:
         "reboot -f\n"
     )
     init.chmod(0o755)
-    files = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-    image = dest / "initramfs.cpio"
-    with image.open("wb") as out:
-        subprocess.run(
-            ["cpio", "-o", "-H", "newc", "--quiet"],
-            cwd=root,
-            input="\n".join(files).encode(),
-            stdout=out,
-            check=True,
-        )
-    return image
+    return busybox_initramfs.pack(root, dest / "initramfs.cpio")
 
 
 def test_kernel_boots_in_qemu_with_its_release_and_the_fixture_symbol(x86_build, external_module, tmp_path):

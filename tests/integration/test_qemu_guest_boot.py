@@ -20,6 +20,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import busybox_initramfs
 import pytest
 from ansible_collections.labkit.cluster.plugins.module_utils import qemu_guest as q
 
@@ -30,7 +31,6 @@ import artifacts  # noqa: E402
 pytestmark = pytest.mark.lab
 
 INIT = ROOT / "tests" / "fixtures" / "qemu_guest" / "init"
-BUSYBOX = Path("/bin/busybox")
 CXL_MODULES = ("cxl_acpi", "cxl_pci", "cxl_mem")
 BOOT_TIMEOUT = 240
 
@@ -38,17 +38,14 @@ BOOT_TIMEOUT = 240
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
     """Debian's kernel image and the initramfs with busybox, the CXL modules and the fixture's /init."""
-    if not BUSYBOX.exists() or not shutil.which("cpio"):
+    if not busybox_initramfs.BUSYBOX.exists() or not shutil.which("cpio"):
         pytest.fail("missing busybox-static or cpio: run ./labkit setup")
     tmp = tmp_path_factory.mktemp("qemu-guest")
     unpacked = tmp / "deb"
     subprocess.run(["dpkg-deb", "-x", str(artifacts.download()), str(unpacked)], check=True)
     image = next((unpacked / "boot").glob("vmlinuz-*"))
     release = image.name.removeprefix("vmlinuz-")
-    root = tmp / "root"
-    for sub in ("bin", "proc", "sys", "dev"):
-        (root / sub).mkdir(parents=True)
-    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+    root = busybox_initramfs.skeleton(tmp / "root")
     modules = unpacked / "lib" / "modules" / release
     target = root / "lib" / "modules" / release
     target.mkdir(parents=True)
@@ -59,12 +56,7 @@ def kernel(tmp_path_factory):
     subprocess.run(["depmod", "-b", str(root), release], check=True)
     shutil.copy2(INIT, root / "init")
     (root / "init").chmod(0o755)
-    files = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-    initrd = tmp / "initramfs.cpio"
-    with initrd.open("wb") as out:
-        subprocess.run(
-            ["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input="\n".join(files).encode(), stdout=out, check=True
-        )
+    initrd = busybox_initramfs.pack(root, tmp / "initramfs.cpio")
     return {"kernel": str(image), "initrd": str(initrd), "release": release}
 
 
