@@ -80,7 +80,7 @@ def _is_hostname(name):
     if len(name) > 253:
         return False
     labels = name[:-1].split(".") if name.endswith(".") else name.split(".")
-    return all(_LABEL.match(label) for label in labels)
+    return all(_LABEL.fullmatch(label) for label in labels)
 
 
 def parse_host(value, port=None, name="host"):
@@ -152,7 +152,7 @@ def check_system_id(value, name="system_id"):
     """A Redfish resource id: it becomes a URL path segment, so no '/', '..' or control characters."""
     if value is None:
         return None
-    if not _SYSTEM_ID.match(value) or ".." in value:
+    if not _SYSTEM_ID.fullmatch(value) or ".." in value:
         raise InvalidInput(
             f"{name} must be a Redfish id like {DEFAULT_SYSTEM_ID} (letters, digits, '.', '_', ':', '-'; "
             f"no '/', '..', spaces or control characters), got {value!r}"

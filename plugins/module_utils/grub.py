@@ -36,7 +36,7 @@ def release_problem(release):
         return f"release {release!r} contains a control character"
     if "/" in release or ".." in release:
         return f"release {release!r} contains '/' or '..': a kernel release names files in /boot and /lib/modules"
-    if not RELEASE.match(release):
+    if not RELEASE.fullmatch(release):
         return f"release {release!r} is not a kernel release (letters, digits, '.', '_', '+', '~', '-'; 128 at most)"
     return None
 

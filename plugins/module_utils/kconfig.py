@@ -41,7 +41,7 @@ def symbol_name(name):
     name = str(name).strip()
     if not name.startswith(PREFIX):
         name = PREFIX + name
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise KconfigError(f"{name!r} is not a Kconfig symbol name")
     return name
 
@@ -81,7 +81,7 @@ def normalize_value(value):
     text = str(value).strip()
     if text.lower() in TRISTATE:
         return text.lower()
-    if _INT.match(text) or _HEX.match(text):
+    if _INT.fullmatch(text) or _HEX.fullmatch(text):
         return text
     if len(text) >= 2 and text.startswith('"') and text.endswith('"'):
         if _CONTROL.search(text):
@@ -144,7 +144,7 @@ def same_value(requested, actual):
         return True
     if requested.startswith('"') or actual.startswith('"'):
         return unquote(requested) == unquote(actual)
-    if _HEX.match(requested) and _HEX.match(actual):
+    if _HEX.fullmatch(requested) and _HEX.fullmatch(actual):
         return int(requested, 16) == int(actual, 16)
     return False
 

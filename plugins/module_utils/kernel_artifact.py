@@ -83,13 +83,15 @@ def resolve(artifact):
     missing = [key for key in ("hash", "id", "release", "arch", "path", "files") if not artifact.get(key)]
     if missing:
         raise ArtifactError(f"the artifact lacks {', '.join(missing)} (is it a kernel_build artifact?)")
-    if not (_HEX.match(str(artifact["hash"])) and len(artifact["hash"]) == 64):
+    if not (_HEX.fullmatch(str(artifact["hash"])) and len(artifact["hash"]) == 64):
         raise ArtifactError(f"hash must be 64 hex digits, got {artifact['hash']!r}")
     if not (
-        _HEX.match(str(artifact["id"])) and len(artifact["id"]) == 16 and artifact["hash"].startswith(artifact["id"])
+        _HEX.fullmatch(str(artifact["id"]))
+        and len(artifact["id"]) == 16
+        and artifact["hash"].startswith(artifact["id"])
     ):
         raise ArtifactError(f"id must be the hash's first 16 hex digits, got {artifact['id']!r}")
-    if not _RELEASE.match(str(artifact["release"])):
+    if not _RELEASE.fullmatch(str(artifact["release"])):
         raise ArtifactError(f"release must be a kernel release such as 6.1.0-labkit, got {artifact['release']!r}")
     if artifact["arch"] not in ARCHES:
         raise ArtifactError(f"arch must be one of {', '.join(ARCHES)}, got {artifact['arch']!r}")

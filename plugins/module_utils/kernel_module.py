@@ -65,7 +65,7 @@ def module_name_problem(name):
             "module name %r holds '/' or '..': a module name is not a path; give the name (such as dummy), "
             "or the .ko file as path" % name
         )
-    if not _MODULE_NAME.match(name):
+    if not _MODULE_NAME.fullmatch(name):
         return "module name %r may hold only letters, digits, '_' and '-' (as the kernel names modules)" % name
     if len(name) > MODULE_NAME_MAX:
         return "module name %r is %d characters long; the kernel allows at most %d" % (
@@ -83,7 +83,7 @@ def param_name_problem(key):
     bad = bad_characters(key)
     if bad:
         return "parameter name %r holds control characters (%s): remove them" % (key, ", ".join(bad))
-    if not _PARAM_NAME.match(key):
+    if not _PARAM_NAME.fullmatch(key):
         return (
             "parameter name %r is not a kernel parameter name: it must start with a letter or '_' and hold only "
             "letters, digits, '_', '-' and '.' (no spaces, no '='); check the names with modinfo" % key

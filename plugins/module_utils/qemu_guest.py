@@ -85,7 +85,7 @@ def check_path(value, field):
 
 
 def check_name(value, field):
-    if not isinstance(value, str) or not NAME.match(value):
+    if not isinstance(value, str) or not NAME.fullmatch(value):
         raise GuestError(
             f"{field}: {value!r} is not a name; use 1 to 31 lower-case letters, digits and '-', starting with a letter"
         )

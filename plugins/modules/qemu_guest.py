@@ -153,7 +153,7 @@ class QemuGuest:
         """Everything is checked before anything is touched."""
         p = self.params
         for unit in p["after"]:
-            if not isinstance(unit, str) or not re.match(UNIT_NAME, unit):
+            if not isinstance(unit, str) or not re.fullmatch(UNIT_NAME, unit):
                 self.fail(f"after: {unit!r} is not a unit name such as labkit-ivshmem-shm0.service")
         try:
             self.regions = spec.validate_regions(p["regions"])
