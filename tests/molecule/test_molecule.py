@@ -25,8 +25,10 @@ HUGEPAGES = Path("/proc/sys/vm/nr_hugepages")
 SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
 # Images other than build_image.sh's default, by name: the packages they add.
 EXTRA_IMAGES = {
-    # qemu_host: Debian's QEMU, and Debian's cloud kernel (with its initramfs) for the guests
-    "localhost/labkit-debian:bookworm-qemu": "qemu-system-x86,linux-image-cloud-amd64",
+    # qemu_host: Debian's QEMU, its cloud kernel for the guests, and what the labkit guest initramfs is made of
+    "localhost/labkit-debian:bookworm-qemu": (
+        "qemu-system-x86,linux-image-cloud-amd64,busybox-static,qemu-guest-agent,cpio,kmod"
+    ),
 }
 
 pytestmark = [pytest.mark.molecule, pytest.mark.slow]
