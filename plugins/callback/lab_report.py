@@ -14,7 +14,7 @@ short_description: Write the lab report (JSON, Markdown, HTML) at the end of a r
 description:
   - Collects each host's outcome (ok, changed, failed, unreachable), its last change and its failure with the
     message, and the C(lab_report_host) fact that the P(labkit.cluster.lab_report#role) role sets from its probe
-    (kernels, modules, sysctls, subsystems, BMC power, provenance).
+    (kernels, modules, sysctls, subsystems, QEMU guests, BMC power, provenance).
   - At the end of the run merges them into C(lab-report.json) in the report directory (a host this run did not
     reach keeps its row) and writes C(lab-report.md) and C(lab-report.html) next to it.
   - Writes only for a playbook that has the lab_report role (cluster.yml), whether or not the run reaches it, so

@@ -22,6 +22,9 @@ SCHEMA = 1
 RUNS_KEPT = 20
 # A host's state as the lab_report role reads it: replaced whenever the host reaches the report play.
 STATE_KEYS = ("groups", "address", "kernel", "modules", "sysctls", "subsystems", "bmc", "provenance")
+# What a role did in the run that ran it (`qemu`: qemu_host's guests), None in a run that did not run it
+# (other --tags): kept from the last run that had it, with that run's time (`at`).
+RESULT_KEYS = ("qemu",)
 
 
 def empty():
@@ -45,6 +48,10 @@ def merge(previous, run):
         if state:
             for key in STATE_KEYS:
                 row[key] = state.get(key)
+            for key in RESULT_KEYS:
+                if state.get(key) is not None:
+                    row[key] = dict(state[key], at=run["at"])
+                row.setdefault(key, None)
             row["reported_at"] = run["at"]
         row["status"] = outcome["status"]
         row["run_at"] = run["at"]
@@ -95,6 +102,30 @@ def _provenance_text(provenance):
     return "; ".join(out)
 
 
+def _qemu_text(qemu, run_at):
+    """Each guest: what this run did to it, its unit and console, and the checks qemu_host made when it made them."""
+    if not qemu:
+        return ""
+    out = []
+    for name, guest in sorted((qemu.get("guests") or {}).items()):
+        if guest.get("restarted"):
+            done = "restarted"
+        elif guest.get("changed"):
+            done = "started"
+        else:
+            done = "kept running"
+        parts = ["%s: %s (%s)" % (name, done, guest.get("unit")), "console %s" % guest.get("console_log")]
+        checks = guest.get("checks") or {}
+        if "cxl_memdevs" in checks:
+            parts.append("CXL memdevs %s" % (",".join(checks["cxl_memdevs"] or []) or "none"))
+        for region, verdict in sorted((checks.get("ivshmem") or {}).items()):
+            parts.append("ivshmem %s %s" % (region, verdict))
+        out.append(", ".join(parts))
+    if qemu.get("at") and qemu["at"] != run_at:
+        out.insert(0, "as of %s" % qemu["at"])
+    return "; ".join(out) or "no guests"
+
+
 def _failure_text(failure):
     if not failure:
         return ""
@@ -109,7 +140,7 @@ def _last_change_text(change):
 
 def rows(report):
     """(header, [row]) of the report's table, as text cells."""
-    header = ("host", "groups", "status", "kernel", "modules", "sysctls", "subsystems", "BMC power",
+    header = ("host", "groups", "status", "kernel", "modules", "sysctls", "subsystems", "QEMU guests", "BMC power",
               "last change", "failure", "provenance")  # fmt: skip
     body = []
     for name in sorted(report["hosts"]):
@@ -123,6 +154,7 @@ def rows(report):
                 _modules_text(host.get("modules")),
                 _mapping_text(host.get("sysctls")),
                 _mapping_text(host.get("subsystems")),
+                _qemu_text(host.get("qemu"), host.get("run_at")),
                 (host.get("bmc") or {}).get("power") or "",
                 _last_change_text(host.get("last_change")),
                 _failure_text(host.get("failure")),
