@@ -16,17 +16,19 @@ description:
   - Runs a command in a guest started by M(labkit.cluster.qemu_guest), through the QEMU guest agent
     (C(qemu-ga)) on the guest's virtio-serial port C(org.qemu.guest_agent.0), whose host side is the socket
     C(/run/labkit/qemu/<name>/agent.sock). No network or SSH into the guest is needed.
-  - Waits for the agent until O(timeout): a guest that is still booting is waited for, not refused.
+  - Waits for the agent until O(timeout), so a guest that is still booting is waited for, not refused.
   - Like M(ansible.builtin.command), it reports a change and fails when the command exits with a code other
     than 0 (give O(expect_rc) for others); in check mode it runs nothing.
 author:
   - labkit developers (@labkit)
 attributes:
   check_mode:
-    support: none
-    description: The command is not run in check mode; the module says so and reports no change.
+    support: partial
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    details: The command is not run in check mode; the module says so and reports no change.
   diff_mode:
     support: none
+    description: A command has no before and after to show.
 options:
   name:
     description: The guest's name, as in its definition (1 to 31 lower-case letters, digits and C(-)).
