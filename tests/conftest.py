@@ -47,7 +47,7 @@ UNIT_SECONDS = {
     SHARED_LAB: 610,
     SUITE_KERNEL: 420,
     "test_rpi_kernel": 380,
-    "test_molecule": 350,
+    "test_molecule": 420,
     "test_web10g": 350,
     "test_dcpim_module": 245,
     "test_simlab_rpi": 200,
