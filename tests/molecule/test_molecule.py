@@ -27,7 +27,7 @@ SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.y
 EXTRA_IMAGES = {
     # qemu_host: Debian's QEMU, its cloud kernel for the guests, and what the labkit guest initramfs is made of
     "localhost/labkit-debian:bookworm-qemu": (
-        "qemu-system-x86,linux-image-cloud-amd64,busybox-static,qemu-guest-agent,cpio,kmod"
+        "qemu-system-x86,linux-image-cloud-amd64,busybox-static,qemu-guest-agent,cpio,kmod,ndctl"
     ),
 }
 
