@@ -23,6 +23,8 @@ __metaclass__ = type
 
 import re
 
+# Where a guest's QMP and guest-agent sockets live: <RUN_DIR>/<name>/ (the unit's RuntimeDirectory).
+RUN_DIR = "/run/labkit/qemu"
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 CXL_ALIGN = 256 * MIB  # CXL device capacity and fixed memory windows: multiples of 256 MiB

@@ -127,7 +127,6 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.labkit.cluster.plugins.module_utils import atomic_file
 from ansible_collections.labkit.cluster.plugins.module_utils import qemu_guest as spec
 
-RUN_DIR = "/run/labkit/qemu"
 STATE_DIR = "/var/lib/labkit/qemu"
 LOG_DIR = "/var/log/labkit/qemu"
 UNIT_NAME = r"^[A-Za-z0-9:_.@\\-]+\.(service|socket|mount|target)$"
@@ -178,7 +177,7 @@ class QemuGuest:
             self.argv = spec.qemu_argv(
                 guest,
                 self.regions,
-                run_dir=f"{RUN_DIR}/{name}",
+                run_dir=f"{spec.RUN_DIR}/{name}",
                 files_dir=f"{STATE_DIR}/{name}",
                 console_log=self.console_log,
                 qemu=self.qemu,

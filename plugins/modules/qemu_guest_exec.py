@@ -105,7 +105,6 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.labkit.cluster.plugins.module_utils import guest_agent
 from ansible_collections.labkit.cluster.plugins.module_utils import qemu_guest as spec
 
-RUN_DIR = "/run/labkit/qemu"
 MAX_TIMEOUT = 3600
 
 
@@ -122,7 +121,7 @@ class QemuGuestExec:
         p = self.params
         try:
             if p["name"] is not None:
-                self.socket = f"{RUN_DIR}/{spec.check_name(p['name'], 'name')}/agent.sock"
+                self.socket = f"{spec.RUN_DIR}/{spec.check_name(p['name'], 'name')}/agent.sock"
             else:
                 self.socket = spec.check_path(p["socket"], "socket")
         except spec.GuestError as exc:
