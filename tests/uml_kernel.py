@@ -1,30 +1,24 @@
-"""The UML kernel of the uml_lab tests: a user-mode Linux (ARCH=um) build of Debian's linux-source-6.1,
-tinyconfig plus roles/uml_lab/files/uml-lab.config (hostfs root, fd console, modules, the debugging aids
-that exist for ARCH=um), built once per set of inputs and kept with its build tree, which out-of-tree
-modules build against (`make -C <tree> ARCH=um M=<dir> modules`).
-
-kernel_build cannot build it yet: ARCH=um is not in its architecture table, the image is the `linux`
-binary at the top of the build directory (not arch/<srcarch>/boot/<image>) and must stay executable,
-and its headers tree lacks the x86 files a UML module build reads (arch/x86/Makefile.um,
-arch/x86/include, arch/x86/um). Until it can, this module builds the kernel the way kernel_build does
-(unpacked source, O= build directory named by a hash of the inputs, ccache, a lock per build) under
-LABKIT_CACHE/uml_lab.
+"""The UML kernel of the uml_lab tests: a user-mode Linux (ARCH=um) build of Debian's linux-source-6.1 by
+kernel_build, tinyconfig plus roles/uml_lab/files/uml-lab.config (hostfs root, fd console, modules, the
+debugging aids that exist for ARCH=um), with a headers tree that out-of-tree modules build against
+(`make -C <headers> ARCH=um M=<dir> modules`). kernel_build's artifact cache (the suite kernel's work
+directory, tests/suite_kernel.py) builds it once per set of inputs; its build directory is its own
+(`.labkit-build-um`), so it never rebuilds the suite kernel's objects.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
-import json
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import busybox_initramfs
 import suite_kernel
-from ansible_collections.labkit.cluster.plugins.module_utils import kconfig
+import yaml
+from playbook_runner import run_playbook
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = ROOT / "roles" / "uml_lab" / "files"
@@ -33,122 +27,62 @@ LABQOS = FILES / "labqos"
 INIT = FILES / "init"
 UML_RUN = FILES / "uml-run"
 TARBALL = suite_kernel.TARBALL
-WORKDIR = suite_kernel.CACHE / "uml_lab"
-CONFIG_BASE = "tinyconfig"
-TARGETS = ["linux", "modules"]
+LOCALVERSION = "-labkit-uml"  # as uml-lab.config has it
 BUILD_TIMEOUT = 3600
+RESOLVED = "{{ (kernel_build_artifact | labkit.cluster.kernel_artifact) }}"
 
 
-def _compiler() -> str:
-    return subprocess.run(["gcc", "--version"], capture_output=True, text=True, check=True).stdout.splitlines()[0]
-
-
-def inputs() -> dict:
-    """What the kernel is made of; its build directory is named by their hash."""
-    return {
-        "tarball_sha256": suite_kernel.tarball_sha256(),
-        "arch": "um",
-        "config_base": CONFIG_BASE,
-        "fragment_sha256": hashlib.sha256(FRAGMENT.read_bytes()).hexdigest(),
-        "targets": TARGETS,
-        "compiler": _compiler(),
+def kernel_build_vars(**overrides) -> dict:
+    """kernel_build's variables for the UML kernel on the controller."""
+    variables = {
+        "kernel_build_workdir": str(suite_kernel.WORKDIR),
+        "kernel_build_source": "tarball",
+        "kernel_build_tarball_url": f"file://{TARBALL}",
+        "kernel_build_tarball_sha256": suite_kernel.tarball_sha256(),
+        "kernel_build_config_base": "tinyconfig",
+        "kernel_build_config_fragments": [str(FRAGMENT)],
+        "kernel_build_localversion": LOCALVERSION,
+        "kernel_build_arch": "um",
+        "kernel_build_targets": ["linux", "modules"],
+        "kernel_build_headers": True,
+        "kernel_build_poll_interval": 20,
     }
-
-
-def build_id() -> str:
-    return hashlib.sha256(json.dumps(inputs(), sort_keys=True).encode()).hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
-def _make(tree: Path, builddir: Path, *args: str, log: Path) -> None:
-    # kernel_build's build environment: paths under the work directory hash as relative ones in ccache,
-    # and the build's identity does not depend on the user or host.
-    env = dict(
-        os.environ,
-        LC_ALL="C",
-        LOCALVERSION="",
-        CCACHE_DIR=str(WORKDIR / "ccache"),
-        CCACHE_BASEDIR=str(WORKDIR),
-        CCACHE_DEPEND="1",
-        KBUILD_BUILD_USER="labkit",
-        KBUILD_BUILD_HOST="labkit",
-    )
-    argv = ["make", "-C", str(tree), f"O={builddir}", "ARCH=um", *args]
-    if shutil.which("ccache"):
-        argv += ["CC=ccache gcc", "HOSTCC=ccache gcc"]
-    with log.open("a") as out:
-        done = subprocess.run(argv, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT, check=False)
-    if done.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
-        raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}); the end of {log}:\n{tail}")
-
-
-def _source() -> Path:
-    """The unpacked tarball, shared by every build of it."""
-    tree = WORKDIR / f"source-{suite_kernel.tarball_sha256()[:16]}"
-    if not (tree / "Makefile").exists():
-        partial = tree.with_name(tree.name + ".tmp")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        subprocess.run(["tar", "-xJf", str(TARBALL), "-C", str(partial), "--strip-components=1"], check=True)
-        partial.rename(tree)
-    return tree
+    variables.update(overrides)
+    return variables
 
 
 def build() -> dict:
-    """The UML kernel for these inputs, built unless its build directory is complete: the `linux`
-    binary, the build tree to build modules against, the kernel release and whether this call built it."""
-    ident = build_id()
-    builddir = WORKDIR / f"build-{ident}"
-    stamp = builddir / ".labkit-built"
-    with _locked(WORKDIR / f"build-{ident}.lock"):
-        built = not stamp.exists()
-        if built:
-            tree = _source()
-            builddir.mkdir(parents=True, exist_ok=True)
-            log = builddir / "labkit-build.log"
-            log.write_text("")
-            _make(tree, builddir, CONFIG_BASE, log=log)
-            subprocess.run(
-                [
-                    str(tree / "scripts" / "kconfig" / "merge_config.sh"),
-                    "-m",
-                    "-O",
-                    str(builddir),
-                    str(builddir / ".config"),
-                    str(FRAGMENT),
-                ],
-                cwd=builddir,
-                stdout=subprocess.DEVNULL,
-                check=True,
-            )
-            _make(tree, builddir, "olddefconfig", log=log)
-            requested = kconfig.parse(FRAGMENT.read_text())
-            dropped = kconfig.compare(requested, kconfig.parse((builddir / ".config").read_text()))
-            if dropped:
-                raise RuntimeError(f"Kconfig dropped symbols of {FRAGMENT.name}: {kconfig.summary(dropped)}")
-            _make(tree, builddir, f"-j{os.cpu_count() or 1}", *TARGETS, log=log)
-            stamp.write_text(json.dumps(inputs(), sort_keys=True) + "\n")
+    """The UML kernel's artifact as labkit.cluster.kernel_artifact resolves it (files as absolute paths)."""
+    play = [
+        {
+            "name": "Build the UML kernel",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "roles": [{"role": "labkit.cluster.kernel_build", "vars": kernel_build_vars()}],
+            "post_tasks": [{"name": "Show the artifact", "ansible.builtin.debug": {"msg": RESOLVED}}],
+        }
+    ]
+    with tempfile.TemporaryDirectory(prefix="uml-kernel-") as tmp:
+        inventory = Path(tmp) / "hosts"
+        inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+        result = run_playbook(yaml.safe_dump(play, sort_keys=False), inventory=inventory, timeout=BUILD_TIMEOUT)
+    if result.rc != 0:
+        raise RuntimeError(f"kernel_build of the UML kernel failed:\n{result.stdout[-6000:]}")
+    artifact = result.result("localhost", "Show the artifact")["msg"]
+    files = artifact["files"]
     return {
-        "linux": builddir / "linux",
-        "tree": builddir,
-        "release": (builddir / "include" / "config" / "kernel.release").read_text().strip(),
-        "built": built,
+        "linux": Path(files["image"]),
+        "headers": Path(files["headers"]),
+        "release": artifact["release"],
+        "artifact": artifact,
     }
 
 
 def build_module(kernel: dict, source: Path, dest: Path) -> Path:
-    """Build an out-of-tree module from a copy of source in dest against the kernel's tree."""
+    """Build an out-of-tree module from a copy of source in dest against the artifact's headers tree."""
     shutil.copytree(source, dest)
     subprocess.run(
-        ["make", "-C", str(kernel["tree"]), "ARCH=um", f"M={dest}", "modules"],
+        ["make", "-C", str(kernel["headers"]), "ARCH=um", f"M={dest}", "modules"],
         env=dict(os.environ, LC_ALL="C"),
         capture_output=True,
         text=True,
