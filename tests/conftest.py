@@ -58,6 +58,7 @@ UNIT_SECONDS = {
     "test_playbook_tags": 25,
     "test_nrk_baremetal": 25,
     "test_qemu_guest_boot": 15,
+    "test_uml_lab": 16,
 }
 
 

@@ -42,7 +42,7 @@ MANIFEST_KEYS = (
 )
 # What kernel_build adds to the manifest to make its kernel_build_artifact fact.
 FACT_KEYS = ("path", "build_host", "built")
-ARCHES = ("x86_64", "x86", "arm64", "arm", "riscv")
+ARCHES = ("x86_64", "x86", "arm64", "arm", "riscv", "um")
 FILES = ("image", "config", "system_map", "release", "modules", "dtbs", "overlays", "headers", "log")
 REQUIRED_FILES = ("image", "config", "system_map")
 _HEX = re.compile(r"^[0-9a-f]+$")

@@ -48,6 +48,14 @@ def test_files_resolve_inside_the_artifact():
     assert resolved["release"] == "6.1.158-labkit-suite" and resolved["build_host"] == "build"
 
 
+def test_a_user_mode_linux_artifact_resolves_to_its_linux_program():
+    value = artifact(arch="um", srcarch="um", image="linux", release="6.1.192-labkit-uml")
+    value["files"] = dict(value["files"], image="linux")
+    resolved = kernel_artifact(value)
+    assert resolved["files"]["image"] == "/var/cache/labkit/kernel/artifacts/0123456789abcdef/linux"
+    assert resolved["arch"] == "um"
+
+
 def test_a_manifest_without_a_schema_number_reads_as_schema_1():
     value = artifact()
     del value["schema"], value["build_host"]

@@ -47,12 +47,29 @@ copy_from() {
     find "arch/$srcarch" -type d \( -name include -o -name scripts \) -prune -exec find {} -print0 \;
 ) | copy_from "$src"
 
+# User-mode Linux reads its host architecture's files too (arch/um/Makefile: HEADER_ARCH, x86 on the
+# x86 hosts it runs on): arch/x86/Makefile.um, its include/ and the headers under arch/x86/um.
+header_arch=""
+if [ "$srcarch" = um ]; then
+    header_arch=x86
+    [ -f "$src/arch/$header_arch/Makefile.um" ] || fail "$src has no arch/$header_arch/Makefile.um"
+    (
+        cd "$src"
+        printf '%s\0' "arch/$header_arch/Makefile.um"
+        find "arch/$header_arch/include" -print0
+        find "arch/$header_arch/um" \( -name '*.h' -o -path "arch/$header_arch/um/shared*" \) -print0
+    ) | copy_from "$src"
+fi
+
 # From the build directory, over the source files. Its top Makefile is only a wrapper that points at
 # the source tree: never copy it. Object files and .cmd dependency records are of no use here.
 (
     cd "$build"
     printf '%s\0' .config Module.symvers
     find include "arch/$srcarch/include" scripts ! -name '*.o' ! -name '.*.cmd' -print0
+    if [ -n "$header_arch" ] && [ -d "arch/$header_arch/include" ]; then
+        find "arch/$header_arch/include" ! -name '*.o' ! -name '.*.cmd' -print0
+    fi
     if $objtool; then printf '%s\0' tools tools/objtool tools/objtool/objtool; fi
 ) | copy_from "$build"
 
