@@ -67,6 +67,12 @@ options:
     type: list
     elements: str
     default: []
+  restart:
+    description:
+      - Restart a running guest even when its unit did not change, because a file it boots from (kernel,
+        initrd, disk) did. With O(state=started) only; a stopped guest is just started.
+    type: bool
+    default: false
   unit_dir:
     description: Where the unit file is written.
     type: path
@@ -110,7 +116,7 @@ console_log:
   type: str
   sample: /var/log/labkit/qemu/cxl1.log
 restarted:
-  description: Whether a running guest was restarted because its definition changed.
+  description: Whether a running guest was restarted because its definition changed (or O(restart) asked).
   returned: always
   type: bool
 active:
@@ -236,8 +242,8 @@ class QemuGuest:
                 self.write(change)
                 self.systemctl("daemon-reload")
         if state == "started":
-            if active and change.changed:
-                self.result["restarted"] = True
+            if active and (change.changed or self.params["restart"]):
+                self.result.update(changed=True, restarted=True)
                 if not check:
                     self.systemctl("restart", self.unit)
                     self.wait_running()
@@ -269,6 +275,7 @@ def build_module():
             enabled=dict(type="bool", default=True),
             qemu=dict(type="str", default="qemu-system-x86_64"),
             after=dict(type="list", elements="str", default=[]),
+            restart=dict(type="bool", default=False),
             unit_dir=dict(type="path", default="/etc/systemd/system"),
         ),
         supports_check_mode=True,

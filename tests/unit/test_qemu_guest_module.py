@@ -131,3 +131,32 @@ def test_units_pass_systemds_own_parser(tmp_path):
 )
 def test_systemd_words(arg, word):
     assert spec.systemd_word(arg) == word
+
+
+@pytest.mark.skipif(not QEMU, reason="qemu-system-x86_64 is needed to read its version")
+@pytest.mark.parametrize("restart", [False, True])
+def test_a_running_guest_with_an_unchanged_unit_is_restarted_only_when_asked(tmp_path, monkeypatch, capsys, restart):
+    """A rebuilt initramfs leaves the unit as it was: only `restart` boots the guest on the new one."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # a systemd whose guest runs and is enabled; every other call is recorded
+    (bin_dir / "systemctl").write_text(
+        f'#!/bin/sh\ncase "$1" in is-active|is-enabled) exit 0;; esac\necho "$@" >> {tmp_path}/calls\n'
+    )
+    (bin_dir / "systemctl").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
+    monkeypatch.setattr(module_utils_internal, "is_controller", False)
+    units = tmp_path / "units"
+    units.mkdir()
+    args = {"guest": {"name": "g1", "kernel": "/boot/vmlinuz"}, "unit_dir": str(units), "qemu": QEMU}
+    with patch_module_args(args), pytest.raises(SystemExit):
+        qemu_guest.main()  # writes the unit (the guest "runs": it is restarted for its new unit)
+    capsys.readouterr()
+    (tmp_path / "calls").unlink()
+    with patch_module_args({**args, "restart": restart}), pytest.raises(SystemExit):
+        qemu_guest.main()
+    result = json.loads(capsys.readouterr().out)
+    calls = (tmp_path / "calls").read_text().splitlines() if (tmp_path / "calls").exists() else []
+    assert result.get("restarted") is restart and result["changed"] is restart, result
+    assert calls == (["restart labkit-qemu-g1.service"] if restart else [])
