@@ -49,13 +49,23 @@ def tarball_sha256() -> str:
     return digest.hexdigest()
 
 
-def kernel_build_vars(**overrides) -> dict:
-    """kernel_build's variables for the suite kernel on the controller."""
-    variables = {
+def source_vars() -> dict:
+    """kernel_build's variables every suite build on the controller shares: Debian's linux-source tarball,
+    unpacked once in the suite's work directory, and a headers tree."""
+    return {
         "kernel_build_workdir": str(WORKDIR),
         "kernel_build_source": "tarball",
         "kernel_build_tarball_url": f"file://{TARBALL}",
         "kernel_build_tarball_sha256": tarball_sha256(),
+        "kernel_build_headers": True,
+        "kernel_build_poll_interval": 20,
+    }
+
+
+def kernel_build_vars(**overrides) -> dict:
+    """kernel_build's variables for the suite kernel on the controller."""
+    variables = {
+        **source_vars(),
         "kernel_build_patches": [{"src": str(p)} for p in PATCHES],
         "kernel_build_config_base": CONFIG_BASE,
         "kernel_build_config_fragments": [str(f) for f in FRAGMENTS],
@@ -63,8 +73,6 @@ def kernel_build_vars(**overrides) -> dict:
         "kernel_build_localversion": LOCALVERSION,
         "kernel_build_arch": "x86_64",
         "kernel_build_targets": list(TARGETS),
-        "kernel_build_headers": True,
-        "kernel_build_poll_interval": 20,
     }
     variables.update(overrides)
     return variables

@@ -35,17 +35,12 @@ RESOLVED = "{{ (kernel_build_artifact | labkit.cluster.kernel_artifact) }}"
 def kernel_build_vars(**overrides) -> dict:
     """kernel_build's variables for the UML kernel on the controller."""
     variables = {
-        "kernel_build_workdir": str(suite_kernel.WORKDIR),
-        "kernel_build_source": "tarball",
-        "kernel_build_tarball_url": f"file://{TARBALL}",
-        "kernel_build_tarball_sha256": suite_kernel.tarball_sha256(),
+        **suite_kernel.source_vars(),
         "kernel_build_config_base": "tinyconfig",
         "kernel_build_config_fragments": [str(FRAGMENT)],
         "kernel_build_localversion": LOCALVERSION,
         "kernel_build_arch": "um",
         "kernel_build_targets": ["linux", "modules"],
-        "kernel_build_headers": True,
-        "kernel_build_poll_interval": 20,
     }
     variables.update(overrides)
     return variables
@@ -94,9 +89,9 @@ def build_module(kernel: dict, source: Path, dest: Path) -> Path:
 def root(dest: Path, lab_files: list[Path], run: Path) -> Path:
     """A hostfs root: busybox-static and its applets, /init, the lab's files under /lab and its
     round as /lab/run."""
-    for sub in ("bin", "proc", "sys", "dev", "out", "lab"):
-        (dest / sub).mkdir(parents=True)
-    shutil.copy2(busybox_initramfs.BUSYBOX, dest / "bin" / "busybox")
+    busybox_initramfs.skeleton(dest)
+    for sub in ("out", "lab"):
+        (dest / sub).mkdir()
     applets = subprocess.run(
         [str(busybox_initramfs.BUSYBOX), "--list"], capture_output=True, text=True, check=True
     ).stdout.split()
